@@ -1,0 +1,83 @@
+# Options shared by the sqlite_pg_* modules, documented once.
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  source:
+    description: Path of the SQLite file on the host that runs the module. It is opened read-only.
+    type: path
+    required: true
+  login_host:
+    description: Host of the PostgreSQL server. Empty means the local socket.
+    type: str
+    default: ''
+  port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to log in as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password of O(login_user). Never logged.
+    type: str
+    default: ''
+  login_unix_socket:
+    description: Directory of the server's Unix socket; takes precedence over O(login_host).
+    type: str
+    default: ''
+  db:
+    description: Target database.
+    type: str
+    required: true
+  ssl_mode:
+    description: libpq sslmode. Use C(verify-full) with O(ca_cert) for a server across a network.
+    type: str
+    default: prefer
+    choices: [allow, disable, prefer, require, verify-ca, verify-full]
+  ca_cert:
+    description: CA certificate file used to check the server's certificate.
+    type: path
+    aliases: [ssl_rootcert]
+  connect_timeout:
+    description: Seconds to wait for the server.
+    type: int
+    default: 10
+  schema:
+    description: PostgreSQL schema that receives the tables.
+    type: str
+    default: public
+  include_tables:
+    description: Only these SQLite tables (all when empty).
+    type: list
+    elements: str
+    default: []
+  exclude_tables:
+    description: SQLite tables to leave out.
+    type: list
+    elements: str
+    default: []
+  timestamp_type:
+    description:
+      - PostgreSQL type for DATETIME/TIMESTAMP columns. Values are taken as UTC, as SQLite's
+        own date functions write them; offsets in the text are folded into UTC.
+    type: str
+    default: timestamp
+    choices: [timestamp, timestamptz]
+  column_types:
+    description: Per-column type overrides, C(table.column) -> PostgreSQL type.
+    type: dict
+    default: {}
+  rename:
+    description: Explicit renames, C(table) or C(table.column) -> new name. Names are otherwise kept exactly.
+    type: dict
+    default: {}
+notes:
+  - Requires psycopg2 on the host that runs the module.
+  - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the
+    target model; give the same values to M(sqlite_pg_schema), M(sqlite_pg_copy) and M(sqlite_pg_verify).
+requirements:
+  - psycopg2
+"""

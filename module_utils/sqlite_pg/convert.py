@@ -1,0 +1,378 @@
+"""How a SQLite value converts for a PostgreSQL column: the one place that decides it.
+
+For each target type a codec gives, as SQLite SQL over a column expression:
+
+- ``field(c)``: the value as a COPY ... CSV field; ``''`` (unquoted) for NULL; SQL NULL
+  when the value cannot be stored in the target type;
+- ``problem(c)``: NULL when the value converts, else the reason in words.
+
+SQLite formats every row in SQL, so Python only moves bytes on the fast path. Rare
+cases (text in a numeric column, epoch numbers in a date/time column, BLOBs in a text
+column) call the small Python functions registered by ``register_functions``; they run
+only for those values. The profile and the copy both use these codecs, so what the
+profile predicts is what the copy does.
+"""
+
+import datetime
+import decimal
+import json
+import math
+import re
+
+# Reasons, kept as constants so tests and reports can match them.
+NULL_IN_NOT_NULL = "NULL in a NOT NULL column"
+NUL_IN_TEXT = "text holds a NUL byte (PostgreSQL cannot store it)"
+NUL_IN_JSON = "JSON holds a NUL character (\\u0000), which jsonb rejects"
+INVALID_JSON = "not valid JSON"
+BLOB_NOT_TEXT = "BLOB is not valid UTF-8 text"
+NOT_INTEGER = "not an integer"
+EMPTY_IN_NUMBER = "empty string in a numeric column"
+NOT_NUMBER = "not a number"
+NOT_BOOLEAN = "not a boolean (0/1, true/false, t/f, yes/no, on/off)"
+NOT_DATETIME = "not a recognised date/time"
+NOT_DATE = "not a date (or a date with a time of day)"
+NOT_UUID = "not a UUID"
+NUMBER_IN_BLOB = "number in a BLOB column"
+BLOB_IN_NUMBER = "BLOB in a numeric or date/time column"
+
+_INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+_HEX = "[0-9a-fA-F]"
+_UUID36 = "-".join(_HEX * n for n in (8, 4, 4, 4, 12))
+_ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+_TRUE = ("t", "true", "y", "yes", "on", "1")
+_FALSE = ("f", "false", "n", "no", "off", "0")
+
+# Epoch numbers at or above this magnitude are milliseconds (1e11 s is the year 5138).
+EPOCH_MS_THRESHOLD = 10**11
+
+
+def sql_str(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quoted(expr):
+    """CSV quoting: every text field is quoted, so '' stays an empty string and not NULL."""
+    return f"""('"' || replace({expr}, '"', '""') || '"')"""
+
+
+def float_text(c):
+    """A REAL as text that PostgreSQL reads back to the same double: 15 digits when they
+    round-trip (the common case, and readable), else 21 significant digits (exact)."""
+    return (f"CASE WHEN CAST(printf('%!.15g', {c}) AS REAL) = {c} THEN printf('%!.15g', {c}) "
+            f"ELSE printf('%!.20e', {c}) END")
+
+
+class Codec:
+    """Rules are ``(condition, output or None, reason)`` tried in order after the NULL test."""
+
+    quoted = False
+
+    def __init__(self, pg_type, notnull=False):
+        self.pg_type = pg_type
+        self.notnull = notnull
+
+    def rules(self, c):  # pragma: no cover - every codec defines it
+        raise NotImplementedError
+
+    def fallback_reason(self, c):
+        return sql_str(f"cannot be stored as {self.pg_type}")
+
+    def field(self, c):
+        whens = " ".join(f"WHEN {cond} THEN {out if out is not None else 'NULL'}"
+                         for cond, out, _ in self.rules(c))
+        null = "NULL" if self.notnull else "''"
+        return f"CASE WHEN {c} IS NULL THEN {null} {whens} END"
+
+    def problem(self, c):
+        whens = " ".join(f"WHEN {cond} THEN {'NULL' if out is not None else sql_str(reason)}"
+                         for cond, out, reason in self.rules(c))
+        null = sql_str(NULL_IN_NOT_NULL) if self.notnull else "NULL"
+        return f"CASE WHEN {c} IS NULL THEN {null} {whens} ELSE {self.fallback_reason(c)} END"
+
+
+class IntegerCodec(Codec):
+    def rules(self, c):
+        limit = _INT_RANGES.get(self.pg_type, 2**63)
+        in_range = f"{c} >= {-limit} AND {c} <= {limit - 1}"
+        oor = f"out of range for {self.pg_type}"
+        return [
+            (f"typeof({c}) = 'integer' AND {in_range}", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'integer'", None, oor),
+            (f"typeof({c}) = 'real' AND {c} = CAST({c} AS INTEGER) AND {c} >= {-limit} AND {c} < {limit}",
+             f"CAST(CAST({c} AS INTEGER) AS TEXT)", None),
+            (f"typeof({c}) = 'real'", None, "fractional or out-of-range number in an integer column"),
+            (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
+            (f"typeof({c}) = 'text' AND s2p_int({c}, {limit}) IS NOT NULL", f"s2p_int({c}, {limit})", None),
+            (f"typeof({c}) = 'text'", None, NOT_INTEGER),
+            (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
+        ]
+
+
+class FloatCodec(Codec):
+    def rules(self, c):
+        return [
+            (f"typeof({c}) = 'real'", float_text(c), None),
+            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
+            (f"typeof({c}) = 'text' AND s2p_float({c}) IS NOT NULL", f"s2p_float({c})", None),
+            (f"typeof({c}) = 'text'", None, NOT_NUMBER),
+            (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
+        ]
+
+
+class NumericCodec(Codec):
+    def rules(self, c):
+        return [
+            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", float_text(c), None),
+            (f"typeof({c}) = 'real'", None, "infinity in a numeric column"),
+            (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
+            (f"typeof({c}) = 'text' AND s2p_decimal({c}) IS NOT NULL", f"s2p_decimal({c})", None),
+            (f"typeof({c}) = 'text'", None, NOT_NUMBER),
+            (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
+        ]
+
+
+class BooleanCodec(Codec):
+    def rules(self, c):
+        true = ", ".join(sql_str(v) for v in _TRUE)
+        false = ", ".join(sql_str(v) for v in _FALSE)
+        return [
+            (f"typeof({c}) IN ('integer', 'real') AND {c} IN (0, 1)", f"CASE WHEN {c} THEN 't' ELSE 'f' END", None),
+            (f"typeof({c}) = 'text' AND lower(trim({c})) IN ({true})", "'t'", None),
+            (f"typeof({c}) = 'text' AND lower(trim({c})) IN ({false})", "'f'", None),
+            ("1", None, NOT_BOOLEAN),
+        ]
+
+
+class TextCodec(Codec):
+    """text, varchar(n), char(n), and any type PostgreSQL parses from text itself."""
+
+    quoted = True
+
+    def __init__(self, pg_type, notnull=False, max_length=None):
+        super().__init__(pg_type, notnull)
+        self.max_length = max_length
+
+    def rules(self, c):
+        no_nul = f"instr(CAST({c} AS BLOB), x'00') = 0"
+        limit = self.max_length
+        fits = f" AND length({c}) <= {limit}" if limit else ""
+        rules = [(f"typeof({c}) = 'text' AND {no_nul}{fits}", _quoted(c), None),
+                 (f"typeof({c}) = 'text' AND NOT {no_nul}", None, NUL_IN_TEXT)]
+        if limit:
+            rules.append((f"typeof({c}) = 'text'", None, f"longer than {limit} characters"))
+        rules += [
+            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'real'", float_text(c), None),
+            (f"typeof({c}) = 'blob' AND s2p_blob_text({c}, {limit or 0}) IS NOT NULL",
+             f"s2p_blob_text({c}, {limit or 0})", None),
+            (f"typeof({c}) = 'blob'", None, BLOB_NOT_TEXT + " (or holds NUL, or is too long)"),
+        ]
+        return rules
+
+
+class EnumCodec(Codec):
+    """A PostgreSQL ENUM: SQLAlchemy stores the enum *names* in SQLite, which are the labels."""
+
+    quoted = True
+
+    def __init__(self, pg_type, notnull=False, labels=()):
+        super().__init__(pg_type, notnull)
+        self.labels = tuple(labels)
+
+    def rules(self, c):
+        labels = ", ".join(sql_str(v) for v in self.labels) or "NULL"
+        return [(f"typeof({c}) = 'text' AND {c} IN ({labels})", _quoted(c), None),
+                ("1", None, f"not a label of {self.pg_type} ({', '.join(self.labels)})")]
+
+
+class ByteaCodec(Codec):
+    def rules(self, c):
+        return [
+            (f"typeof({c}) IN ('blob', 'text')", f"'\\x' || hex({c})", None),
+            ("1", None, NUMBER_IN_BLOB),
+        ]
+
+
+class JsonCodec(Codec):
+    quoted = True
+
+    def rules(self, c):
+        return [
+            (f"typeof({c}) = 'text' AND instr(CAST({c} AS BLOB), x'00') > 0", None, NUL_IN_TEXT),
+            (f"typeof({c}) = 'text' AND NOT json_valid({c})", None, INVALID_JSON),
+            (f"typeof({c}) = 'text' AND instr({c}, '\\u0000') > 0", None, NUL_IN_JSON),
+            (f"typeof({c}) = 'text'", _quoted(c), None),
+            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", float_text(c), None),
+            ("1", None, INVALID_JSON),
+        ]
+
+
+class UuidCodec(Codec):
+    def rules(self, c):
+        return [
+            (f"typeof({c}) = 'text' AND ({c} GLOB '{_UUID36}' OR {c} GLOB '{_HEX * 32}')", c, None),
+            (f"typeof({c}) = 'blob' AND length({c}) = 16", f"lower(hex({c}))", None),
+            ("1", None, NOT_UUID),
+        ]
+
+
+class TemporalCodec(Codec):
+    """timestamp, timestamptz, date and time.
+
+    Text in ISO 8601 (``T`` or space, optional seconds, fraction, ``Z`` or offset) is
+    normalised by SQLite's own date functions: offsets are folded into UTC, the fraction
+    is kept to the microsecond. Numbers are Unix epochs: seconds, or milliseconds when
+    their magnitude says so. Values are written in UTC; timestamptz gets ``+00``.
+    """
+
+    def __init__(self, pg_type, notnull=False):
+        super().__init__(pg_type, notnull)
+        base = pg_type.split("(")[0]
+        self.kind = ("date" if pg_type == "date" else
+                     "time" if base.startswith("time") and not base.startswith("timestamp") else
+                     "timestamptz" if "with time zone" in pg_type else "timestamp")
+
+    def rules(self, c):
+        kind = sql_str(self.kind)
+        fraction = (f"CASE WHEN substr({c}, 20, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
+                    f"substr({c}, 21, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END")
+        iso = f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' AND date(substr({c}, 1, 10)) = substr({c}, 1, 10)"
+        if self.kind == "date":
+            text_rules = [
+                (f"{iso} AND length({c}) = 10", c, None),
+                (f"{iso} AND substr({c}, 11) GLOB '[ T]00:00*' AND time({c}) = '00:00:00' "
+                 f"AND trim(substr({c}, 20), '.0') = ''", f"substr({c}, 1, 10)", None),
+            ]
+        elif self.kind == "time":
+            text_rules = [
+                (f"typeof({c}) = 'text' AND {c} GLOB '[0-2][0-9]:[0-5][0-9]*' AND time({c}) IS NOT NULL",
+                 f"time({c}) || CASE WHEN substr({c}, 9, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
+                 f"substr({c}, 10, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END", None),
+            ]
+        else:
+            zone = " || '+00'" if self.kind == "timestamptz" else ""
+            text_rules = [(f"{iso} AND datetime({c}) IS NOT NULL", f"(datetime({c}) || {fraction}{zone})", None)]
+        return text_rules + [
+            (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
+             f"s2p_epoch({c}, {kind})", None),
+            (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
+            ("1", None, NOT_DATE if self.kind == "date" else NOT_DATETIME),
+        ]
+
+
+def codec_for(pg_type, notnull=False, enum_labels=None):
+    """The codec for a column of ``pg_type`` (``format_type()`` spelling)."""
+    t = pg_type.lower()
+    if enum_labels is not None:
+        return EnumCodec(pg_type, notnull, enum_labels)
+    if t in _INT_RANGES:
+        return IntegerCodec(t, notnull)
+    if t in ("double precision", "real"):
+        return FloatCodec(t, notnull)
+    if t.startswith("numeric"):
+        return NumericCodec(t, notnull)
+    if t == "boolean":
+        return BooleanCodec(t, notnull)
+    if t == "bytea":
+        return ByteaCodec(t, notnull)
+    if t in ("json", "jsonb"):
+        return JsonCodec(t, notnull)
+    if t == "uuid":
+        return UuidCodec(t, notnull)
+    if t == "date" or t.startswith("timestamp") or t.startswith("time"):
+        return TemporalCodec(t, notnull)
+    m = re.fullmatch(r"character(?: varying)?\((\d+)\)", t)
+    return TextCodec(t, notnull, int(m.group(1)) if m else None)
+
+
+# --- Python helpers for the rare cases, registered on the SQLite connection ---------------
+
+
+def _to_int(text, limit):
+    try:
+        value = int(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if -limit <= value < limit else None
+
+
+def _to_float(text):
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    return repr(value) if not math.isnan(value) or text.strip().lower() == "nan" else None
+
+
+def _to_decimal(text):
+    try:
+        value = decimal.Decimal(text.strip())
+    except (decimal.InvalidOperation, AttributeError):
+        return None
+    return format(value, "f") if value.is_finite() else None
+
+
+def _blob_text(blob, limit):
+    try:
+        text = bytes(blob).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text or (limit and len(text) > limit):
+        return None
+    return '"' + text.replace('"', '""') + '"'
+
+
+_EPOCH0 = datetime.datetime(1970, 1, 1)
+
+
+def _epoch(number, kind):
+    """A Unix epoch (seconds, or milliseconds by magnitude) in the target's text form."""
+    try:
+        value = decimal.Decimal(repr(number) if isinstance(number, float) else number)
+        if not value.is_finite():
+            return None
+        if abs(value) >= EPOCH_MS_THRESHOLD:
+            value = value / 1000
+        micros = int((value * 1_000_000).to_integral_value(decimal.ROUND_HALF_EVEN))
+        moment = _EPOCH0 + datetime.timedelta(microseconds=micros)
+    except (OverflowError, decimal.InvalidOperation, ValueError):
+        return None
+    if kind == "date":
+        return moment.date().isoformat() if moment.time() == datetime.time(0) else None
+    if kind == "time":
+        return None
+    text = moment.isoformat(sep=" ", timespec="microseconds")
+    return text + "+00" if kind == "timestamptz" else text
+
+
+def register_functions(conn):
+    """Register the helpers above on a SQLite connection (deterministic, so SQLite may cache)."""
+    conn.create_function("s2p_int", 2, _to_int, deterministic=True)
+    conn.create_function("s2p_float", 1, _to_float, deterministic=True)
+    conn.create_function("s2p_decimal", 1, _to_decimal, deterministic=True)
+    conn.create_function("s2p_blob_text", 2, _blob_text, deterministic=True)
+    conn.create_function("s2p_epoch", 2, _epoch, deterministic=True)
+
+
+def raw_json(value):
+    """A source value as JSON for the rejects table, without losing what it was."""
+    if isinstance(value, bytes):
+        return {"blob_hex": value.hex()}
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return {"invalid_utf8_hex": value.encode("utf-8", "surrogateescape").hex()}
+        if "\x00" in value:
+            return {"text_with_nul": value.replace("\x00", "\\u0000")}
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"real": repr(value)}
+    return value
+
+
+def dumps_raw(values):
+    return json.dumps({k: raw_json(v) for k, v in values.items()}, ensure_ascii=True)

@@ -1,0 +1,482 @@
+"""Stream SQLite tables into PostgreSQL through COPY.
+
+The fast path: SQLite formats each chunk of rows as COPY CSV text in SQL (see
+``convert``), a reader thread hands the bytes over, and one COPY per table takes them, so
+SQLite and PostgreSQL work on both cores while Python only moves bytes. Rows whose
+values cannot be stored are left out of the stream by the SQL itself and dealt with
+afterwards, one by one, by the ``on_error`` policy. If PostgreSQL still refuses the
+stream (invalid UTF-8, a value out of a numeric's range), the table is copied again
+chunk by chunk, and a refused chunk is bisected down to the rows PostgreSQL refuses.
+
+Each table is copied in its own transaction, with a row in ``_migration_ledger``: an
+interrupted run (kill -9, lost connection) leaves whole tables or nothing, and a rerun
+copies only the tables that are not done or whose source changed since.
+"""
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+from psycopg2 import sql
+
+from . import convert
+from .errors import DataError, MigrationError
+from .introspect import quote_ident
+
+LEDGER = "_migration_ledger"
+REJECTS = "_migration_rejects"
+ON_ERROR = ("error", "quarantine")
+_MAX_CHUNK_ROWS = 50_000
+_CHUNK_BYTES = 4 << 20
+
+
+@dataclass
+class TableResult:
+    table: str
+    status: str                 # copied | in_sync | would_copy
+    rows: int = 0               # rows now in the target from this source table
+    rejected: int = 0           # rows quarantined in _migration_rejects
+    bytes: int = 0
+    seconds: float = 0.0
+    reasons: dict = field(default_factory=dict)   # reason -> count of rejected rows
+
+    @property
+    def rows_per_second(self):
+        return round(self.rows / self.seconds) if self.seconds else None
+
+    def as_dict(self):
+        out = dict(self.__dict__)
+        out["seconds"] = round(self.seconds, 3)
+        out["rows_per_second"] = self.rows_per_second
+        return out
+
+
+@dataclass
+class ColumnPlan:
+    target: str
+    source: str
+    codec: object
+
+
+# --- bookkeeping tables -------------------------------------------------------------------
+
+
+def ensure_bookkeeping(cur, schema):
+    cur.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, source_rows bigint NOT NULL, "
+        "source_max_rowid bigint, rows_copied bigint NOT NULL, rows_rejected bigint NOT NULL, "
+        "bytes bigint NOT NULL, seconds double precision NOT NULL, finished_at timestamptz NOT NULL)"
+    ).format(sql.Identifier(schema, LEDGER)))
+    cur.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, table_name text NOT NULL, "
+        "source_key jsonb NOT NULL, reason text NOT NULL, columns text[] NOT NULL, raw jsonb NOT NULL, "
+        "rejected_at timestamptz NOT NULL DEFAULT now())"
+    ).format(sql.Identifier(schema, REJECTS)))
+
+
+def read_ledger(cur, schema):
+    cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, LEDGER).as_string(cur),))
+    if cur.fetchone()[0] is None:
+        return {}
+    cur.execute(sql.SQL("SELECT table_name, source_rows, source_max_rowid, rows_copied, rows_rejected FROM {}")
+                .format(sql.Identifier(schema, LEDGER)))
+    return {r[0]: r[1:] for r in cur.fetchall()}
+
+
+# --- catalog: the target's real column types --------------------------------------------
+
+
+def target_codecs(cur, schema, target):
+    """ColumnPlans for the columns the target table really has, by its catalog types."""
+    cur.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                  CASE WHEN t.typtype = 'e' THEN
+                    ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder)
+                  END
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_type t ON t.oid = a.atttypid
+            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
+        (schema, target.name),
+    )
+    catalog = {name: (typ, notnull, labels) for name, typ, notnull, labels in cur.fetchall()}
+    if not catalog:
+        raise MigrationError(f"table {target.name!r} does not exist in schema {schema!r}: "
+                             "create it first (sqlite_pg_schema, phase tables)")
+    plans = []
+    for col in target.columns:
+        if col.name not in catalog:
+            raise MigrationError(f"table {target.name!r}: column {col.name!r} does not exist in the target")
+        typ, notnull, labels = catalog[col.name]
+        # NOT NULL from the catalog, or from the key: SQLite lets NULL into non-integer primary keys.
+        plans.append(ColumnPlan(col.name, col.source,
+                                convert.codec_for(typ, notnull or col.name in target.primary_key, labels)))
+    return plans
+
+
+# --- the source side ------------------------------------------------------------------------
+
+
+class SourceTable:
+    """Chunked access to one SQLite table, in key order, for the fast and the slow path."""
+
+    def __init__(self, conn, table, columns):
+        self.conn = conn
+        self.table = table
+        self.columns = columns
+        self.qname = quote_ident(table.name)
+        if table.has_rowid:
+            self.keys = ("rowid",)
+            self.key_sql = "rowid"
+        else:
+            self.keys = tuple(table.primary_key)
+            self.key_sql = ", ".join(quote_ident(k) for k in self.keys)
+        fields = [c.codec.field(quote_ident(c.source)) for c in columns]
+        self.line_sql = " || ',' || ".join(f"({f})" for f in fields) + " || char(10)"
+
+    def stats(self):
+        if self.table.has_rowid:
+            return tuple(self.conn.execute(f"SELECT count(*), max(rowid) FROM {self.qname}").fetchone())
+        return self.conn.execute(f"SELECT count(*) FROM {self.qname}").fetchone()[0], None
+
+    def _where(self, lo, hi):
+        parts, args = [], []
+        row = f"({self.key_sql})" if len(self.keys) > 1 else self.key_sql
+        marks = "(" + ", ".join("?" * len(self.keys)) + ")" if len(self.keys) > 1 else "?"
+        if lo is not None:
+            parts.append(f"{row} > {marks}")
+            args.extend(lo)
+        if hi is not None:
+            parts.append(f"{row} <= {marks}")
+            args.extend(hi)
+        return (" AND ".join(parts) or "1"), args
+
+    def chunks(self, first_rows=256):
+        """Yield (lo, hi, rows, good, payload) over the table; sizes adapt to ~4 MB of text."""
+        lo, limit = None, first_rows
+        order = self.key_sql
+        while True:
+            where, args = self._where(lo, None)
+            if self.table.has_rowid:
+                row = self.conn.execute(
+                    f"SELECT max(k), count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
+                    f"(SELECT rowid AS k, {self.line_sql} AS line FROM {self.qname} WHERE {where} "
+                    f"ORDER BY rowid LIMIT ?)", args + [limit]).fetchone()
+                hi = (row[0],) if row[0] is not None else None
+                rows, good, payload = row[1], row[2], row[3] or b""
+            else:
+                edge = self.conn.execute(
+                    f"SELECT {self.key_sql} FROM {self.qname} WHERE {where} ORDER BY {order} LIMIT 1 OFFSET ?",
+                    args + [limit - 1]).fetchone()
+                hi = tuple(edge) if edge else None
+                cwhere, cargs = self._where(lo, hi)
+                row = self.conn.execute(
+                    f"SELECT count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
+                    f"(SELECT {self.line_sql} AS line FROM {self.qname} WHERE {cwhere} ORDER BY {order})",
+                    cargs).fetchone()
+                rows, good, payload = row[0], row[1], row[2] or b""
+            if rows == 0:
+                return
+            yield lo, hi, rows, good, payload
+            if hi is None or rows < limit:
+                return
+            lo = hi
+            grow = _CHUNK_BYTES * rows // max(len(payload), 1)
+            limit = max(1, min(_MAX_CHUNK_ROWS, limit * 4, grow))
+
+    def keys_in(self, lo, hi):
+        where, args = self._where(lo, hi)
+        return [tuple(r) for r in self.conn.execute(
+            f"SELECT {self.key_sql} FROM {self.qname} WHERE {where} ORDER BY {self.key_sql}", args)]
+
+    def payload(self, lo, hi):
+        """(rows that convert, their COPY text) for the key range (lo, hi]."""
+        where, args = self._where(lo, hi)
+        good, payload = self.conn.execute(
+            f"SELECT count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT {self.line_sql} AS line "
+            f"FROM {self.qname} WHERE {where} ORDER BY {self.key_sql})", args).fetchone()
+        return good, payload or b""
+
+    def bad_rows(self, lo, hi, only_bad=True):
+        """Rows in the range that the SQL left out: (key dict, {column: reason}, raw values)."""
+        where, args = self._where(lo, hi)
+        problems = ", ".join(c.codec.problem(quote_ident(c.source)) for c in self.columns)
+        raws = ", ".join(quote_ident(c) for c in self.table.column_names)
+        pk = ", ".join(quote_ident(c) for c in self.table.primary_key) or "rowid"
+        cond = f" AND ({self.line_sql}) IS NULL" if only_bad else ""
+        n = len(self.columns)
+        cursor = self.conn.execute(
+            f"SELECT {pk}, {problems}, {raws} FROM {self.qname} WHERE {where}{cond} ORDER BY {self.key_sql}", args)
+        keys = self.table.primary_key or ("rowid",)
+        for row in cursor:
+            key = dict(zip(keys, row[:len(keys)], strict=True))
+            reasons = {c.source: r for c, r in zip(self.columns, row[len(keys):len(keys) + n], strict=True)
+                       if r is not None}
+            raw = dict(zip(self.table.column_names, row[len(keys) + n:], strict=True))
+            yield key, reasons, raw
+
+
+# --- the copy ---------------------------------------------------------------------------------
+
+
+class _Feed:
+    """File-like object for copy_expert, fed by a reader thread through a bounded queue."""
+
+    def __init__(self, chunks, depth=3):
+        self.queue = queue.Queue(maxsize=depth)
+        self.bad_ranges = []
+        self.rows = 0
+        self.bytes = 0
+        self.error = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
+        self.thread.start()
+
+    def _produce(self, chunks):
+        try:
+            for lo, hi, rows, good, payload in chunks:
+                if rows != good:
+                    self.bad_ranges.append((lo, hi))
+                self.rows += good
+                if self.stop.is_set():
+                    return
+                self.queue.put(payload)
+        except BaseException as exc:  # handed to the main thread, raised there
+            self.error = exc
+        finally:
+            self.queue.put(None)
+
+    def read(self, _size=-1):
+        while True:
+            data = self.queue.get()
+            if data is None:
+                self.queue.put(None)
+                if self.error:
+                    raise self.error
+                return b""
+            if data:
+                self.bytes += len(data)
+                return data
+
+    def close(self):
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+
+def _copy_sql(schema, table, columns, freeze=False):
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv{})").format(
+        sql.Identifier(schema, table), sql.SQL(", ").join(sql.Identifier(c.target) for c in columns),
+        sql.SQL(", FREEZE" if freeze else ""))
+
+
+def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=None, force=False,
+               check_mode=False, ledger=None):
+    """Copy one table; returns a TableResult. Commits its own transaction."""
+    start = time.monotonic()
+    with pg_conn.cursor() as cur:
+        columns = target_codecs(cur, schema, target)
+        source = SourceTable(sqlite_conn, target.source, columns)
+        source_rows, max_rowid = source.stats()
+        if ledger is None:
+            ledger = read_ledger(cur, schema)
+        done = ledger.get(target.source.name)
+        if done and not force and done[0] == source_rows and done[1] == max_rowid:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
+            if cur.fetchone()[0] == done[2]:
+                pg_conn.rollback()
+                return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
+        if check_mode:
+            pg_conn.rollback()
+            return TableResult(target.source.name, "would_copy", rows=source_rows)
+
+        ensure_bookkeeping(cur, schema)
+        tid = sql.Identifier(schema, target.name)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
+                    (target.source.name,))
+        cur.execute("SAVEPOINT s2p_fast")
+        freeze = _truncate(cur, schema, target)
+        feed = _Feed(source.chunks())
+        try:
+            cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
+            copied, nbytes, bad_ranges = feed.rows, feed.bytes, feed.bad_ranges
+            fast = True
+        except psycopg2.Error:
+            fast = False
+        finally:
+            feed.close()
+        if not fast:
+            # PostgreSQL refused something the SQL checks cannot see: go chunk by chunk.
+            cur.execute("ROLLBACK TO SAVEPOINT s2p_fast")
+            _truncate(cur, schema, target)
+            copied, nbytes, bad_ranges, refused = _careful_copy(cur, source, schema, target, columns)
+        else:
+            refused = []
+        cur.execute("RELEASE SAVEPOINT s2p_fast")
+
+        result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes)
+        rejects = []
+        for lo, hi in bad_ranges:
+            for key, reasons, raw in source.bad_rows(lo, hi):
+                rejects.append((key, reasons, raw))
+        rejects.extend(refused)
+        for key, reasons, raw in rejects:
+            if on_error == "error":
+                column, reason = next(iter(reasons.items()))
+                raise DataError(target.source.name, key, column, raw.get(column), reason)
+            _quarantine(cur, schema, target.source.name, key, reasons, raw, result)
+
+        _set_sequence(cur, schema, target, sqlite_conn)
+        cur.execute(sql.SQL("ANALYZE {}").format(tid))
+        result.seconds = time.monotonic() - start
+        cur.execute(sql.SQL(
+            "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET "
+            "source_rows = EXCLUDED.source_rows, source_max_rowid = EXCLUDED.source_max_rowid, "
+            "rows_copied = EXCLUDED.rows_copied, rows_rejected = EXCLUDED.rows_rejected, bytes = EXCLUDED.bytes, "
+            "seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at").format(sql.Identifier(schema, LEDGER)),
+            (target.source.name, source_rows, max_rowid, result.rows, result.rejected, result.bytes, result.seconds))
+    pg_conn.commit()
+    if progress:
+        progress(target.source.name, result.rows, source_rows, result.seconds)
+    return result
+
+
+def _truncate(cur, schema, target):
+    """Empty the table for a fresh load. True when COPY may use FREEZE (emptied in this transaction)."""
+    tid = sql.Identifier(schema, target.name)
+    cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(tid))
+    has_rows = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM pg_constraint WHERE confrelid = %s::regclass AND contype = 'f'",
+                (tid.as_string(cur),))
+    referenced = cur.fetchone()[0] > 0
+    if referenced:
+        if has_rows:
+            raise MigrationError(
+                f"table {target.name!r} must be copied again but other tables' foreign keys reference it; "
+                "drop those constraints (or recreate the target) before a full recopy")
+        return False
+    cur.execute(sql.SQL("TRUNCATE {}").format(tid))
+    return True
+
+
+def _careful_copy(cur, source, schema, target, columns):
+    """Chunk by chunk, each in a savepoint; a refused chunk is bisected to the refused rows."""
+    copied = nbytes = 0
+    bad_ranges, refused = [], []
+    copy = _copy_sql(schema, target.name, columns)
+
+    def attempt(payload):
+        cur.execute("SAVEPOINT s2p_chunk")
+        try:
+            cur.copy_expert(copy, _Bytes(payload))
+        except psycopg2.Error as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT s2p_chunk")
+            return exc
+        cur.execute("RELEASE SAVEPOINT s2p_chunk")
+        return None
+
+    def bisect(lo, keys):
+        """Copy the rows with keys in (lo, keys[-1]]; lo is exclusive, keys are in order."""
+        nonlocal copied, nbytes
+        good, payload = source.payload(lo, keys[-1])
+        error = attempt(payload)
+        if error is None:
+            copied += good
+            nbytes += len(payload)
+        elif len(keys) == 1:
+            column = _column_from_context(error)
+            for key, _reasons, raw in source.bad_rows(lo, keys[-1], only_bad=False):
+                refused.append((key, {column or "(row)": _pg_reason(error)}, raw))
+        else:
+            mid = len(keys) // 2
+            bisect(lo, keys[:mid])
+            bisect(keys[mid - 1], keys[mid:])
+
+    for lo, hi, rows, good, payload in source.chunks():
+        if rows != good:
+            bad_ranges.append((lo, hi))
+        if attempt(payload) is None:
+            copied += good
+            nbytes += len(payload)
+        else:
+            bisect(lo, source.keys_in(lo, hi))
+    return copied, nbytes, bad_ranges, refused
+
+
+class _Bytes:
+    def __init__(self, data):
+        self.data = data
+
+    def read(self, _size=-1):
+        data, self.data = self.data, b""
+        return data
+
+
+def _pg_reason(error):
+    diag = getattr(error, "diag", None)
+    text = (diag.message_primary if diag and diag.message_primary else str(error)).strip()
+    return f"PostgreSQL refused the value: {text}"
+
+
+def _column_from_context(error):
+    diag = getattr(error, "diag", None)
+    context = (diag.context or "") if diag else ""
+    marker = ", column "
+    if marker in context:
+        return context.split(marker, 1)[1].split(":", 1)[0].strip()
+    return None
+
+
+def _quarantine(cur, schema, table, key, reasons, raw, result):
+    reason = "; ".join(f"{col}: {why}" for col, why in reasons.items())
+    cur.execute(sql.SQL("INSERT INTO {} (table_name, source_key, reason, columns, raw) VALUES (%s, %s, %s, %s, %s)")
+                .format(sql.Identifier(schema, REJECTS)),
+                (table, json.dumps({k: convert.raw_json(v) for k, v in key.items()}), reason,
+                 sorted(reasons), convert.dumps_raw(raw)))
+    result.rejected += 1
+    for why in reasons.values():
+        result.reasons[why] = result.reasons.get(why, 0) + 1
+
+
+def _set_sequence(cur, schema, target, sqlite_conn):
+    """Identity/serial sequences past max(id), and past SQLite's AUTOINCREMENT high-water mark."""
+    from .introspect import sqlite_sequence
+
+    high_water = sqlite_sequence(sqlite_conn).get(target.source.name, 0) or 0
+    for col in target.columns:
+        cur.execute("SELECT pg_get_serial_sequence(%s, %s)",
+                    (sql.Identifier(schema, target.name).as_string(cur), col.name))
+        seq = cur.fetchone()[0]
+        if not seq:
+            continue
+        cur.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(col.name),
+                                                             sql.Identifier(schema, target.name)))
+        top = max(cur.fetchone()[0] or 0, int(high_water))
+        cur.execute("SELECT setval(%s, %s, %s)", (seq, max(top, 1), top > 0))
+
+
+def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=None, force=False,
+                check_mode=False):
+    """Copy every table of the model from one consistent snapshot of the source."""
+    if on_error not in ON_ERROR:
+        raise MigrationError(f"on_error must be one of {', '.join(ON_ERROR)}")
+    convert.register_functions(sqlite_conn)
+    with pg_conn.cursor() as cur:
+        ledger = read_ledger(cur, schema)
+    pg_conn.rollback()
+    sqlite_conn.execute("BEGIN")  # one read transaction: every table from the same snapshot
+    try:
+        return [copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode, ledger)
+                for target in model.values()]
+    except Exception:
+        pg_conn.rollback()
+        raise
+    finally:
+        sqlite_conn.execute("ROLLBACK")

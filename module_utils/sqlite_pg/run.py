@@ -1,0 +1,105 @@
+"""Entry points the Ansible modules call: plain option dicts in, plain result dicts out.
+
+Each opens both ends, builds the target model once, calls the engine and closes what it
+opened. Errors are the typed ones from ``errors``; nothing here prints or exits.
+"""
+
+import contextlib
+
+from . import copy as copier
+from . import ddl, introspect, verify
+from .connection import connect_pg, open_sqlite
+from .errors import SchemaError, VerifyError
+from .model import Options, build_model
+
+TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
+
+
+def options_from(params):
+    ts = params.get("timestamp_type") or "timestamp"
+    if ts not in TIMESTAMP_TYPES:
+        raise SchemaError(f"timestamp_type must be one of {', '.join(TIMESTAMP_TYPES)}")
+    return Options(
+        schema=params.get("schema") or "public",
+        include_tables=tuple(params.get("include_tables") or ()),
+        exclude_tables=tuple(params.get("exclude_tables") or ()),
+        timestamp_type=TIMESTAMP_TYPES[ts],
+        column_types=dict(params.get("column_types") or {}),
+        rename=dict(params.get("rename") or {}),
+    )
+
+
+@contextlib.contextmanager
+def opened(params):
+    """(sqlite connection, PostgreSQL connection, source schema, target model, options)."""
+    options = options_from(params)
+    sqlite_conn = open_sqlite(params["source"])
+    try:
+        schema = introspect.read_schema(sqlite_conn)
+        model = build_model(sqlite_conn, schema, options)
+        pg_conn = connect_pg(params)
+        try:
+            yield sqlite_conn, pg_conn, schema, model, options
+        finally:
+            pg_conn.close()
+    finally:
+        sqlite_conn.close()
+
+
+def schema(params, phase="tables", orphans="error", check_mode=False):
+    """Create (or, in check mode, plan) the PostgreSQL schema for one phase."""
+    if orphans not in ddl.ORPHAN_POLICIES:
+        raise SchemaError(f"orphans must be one of {', '.join(ddl.ORPHAN_POLICIES)}")
+    phases = ddl.PHASES if phase == "all" else (phase,)
+    with opened(params) as (sqlite_conn, pg_conn, source, model, options):
+        queries, notes, orphan_report = [], [], {}
+        for one in phases:
+            plan = ddl.plan(pg_conn, model, options.schema, one, orphans)
+            pg_conn.rollback()
+            queries.extend(plan.as_strings(pg_conn))
+            notes.extend(plan.notes)
+            orphan_report.update(plan.orphans)
+            if plan.statements and not check_mode:
+                ddl.apply(pg_conn, plan)
+        return dict(
+            changed=bool(queries),
+            queries=queries,
+            notes=notes,
+            orphans=orphan_report,
+            tables={t.source.name: dict(name=t.name, columns={c.source: c.pg_type for c in t.columns},
+                                        primary_key=list(t.primary_key))
+                    for t in model.values()},
+            views=source.views,
+            skipped=source.skipped,
+        )
+
+
+def copy(params, on_error="error", force=False, check_mode=False, progress=None):
+    """Copy every selected table; returns per-table results and totals."""
+    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+        results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
+                                     progress=progress, force=force, check_mode=check_mode)
+    tables = {r.table: r.as_dict() for r in results}
+    return dict(
+        changed=any(r.status in ("copied", "would_copy") for r in results),
+        tables=tables,
+        rows=sum(r.rows for r in results),
+        rejected=sum(r.rejected for r in results),
+    )
+
+
+def verify_all(params, max_diffs=10):
+    """Verify every selected table; raises VerifyError (with the report) when any differs."""
+    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs)
+    report = {r["table"]: r for r in results}
+    failed = [r for r in results if not r["ok"]]
+    if failed:
+        lines = []
+        for r in failed:
+            lines.append(f"{r['table']}: " + "; ".join(r["problems"]))
+            for d in r["differences"][:max_diffs]:
+                lines.append(f"  {r['table']} {d.get('kind')}: key={d.get('key')} "
+                             f"{d.get('columns') or d.get('row')}")
+        raise VerifyError(f"{len(failed)} of {len(results)} table(s) differ:\n" + "\n".join(lines), report)
+    return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results))
