@@ -126,8 +126,48 @@ def pg_settings_changes(desired: dict, rows: list, removed=()) -> list:
     return changes
 
 
+def pg_settings_invalid(desired: dict, rows: list) -> list:
+    """Messages for desired values the server would reject, checked against ``pg_settings``.
+
+    Uses vartype, unit, min_val, max_val and enumvals of each row: booleans must be a
+    boolean word, numbers must parse (with a unit of the right kind) and lie within
+    [min_val, max_val], enums must be one of enumvals. Strings and names missing from
+    ``rows`` are not checked here.
+    """
+    by_name = {str(row["name"]).lower(): row for row in rows}
+    problems = []
+    for name, value in sorted((desired or {}).items()):
+        row = by_name.get(str(name).lower())
+        if row is None:
+            continue
+        text = _plain(value)
+        vartype = row.get("vartype")
+        if vartype == "bool" and text.lower() not in _TRUE + _FALSE:
+            problems.append(f"{name}: {text!r} is not a boolean")
+        elif vartype in ("integer", "real"):
+            number = _numeric(text, row.get("unit"))
+            if number is None:
+                unit = row.get("unit")
+                problems.append(f"{name}: {text!r} is not a number" + (f" of unit {unit}" if unit else ""))
+                continue
+            low, high = row.get("min_val"), row.get("max_val")
+            if low not in (None, "") and number < float(low) or high not in (None, "") and number > float(high):
+                problems.append(f"{name}: {text!r} is outside {low}..{high} ({row.get('unit') or 'no unit'})")
+        elif vartype == "enum":
+            choices = row.get("enumvals") or []
+            if isinstance(choices, str):
+                choices = choices.strip("{}").split(",")
+            if choices and text.lower() not in [str(c).strip('"').lower() for c in choices]:
+                problems.append(f"{name}: {text!r} is not one of {', '.join(map(str, choices))}")
+    return problems
+
+
 class FilterModule:
-    """Ansible entry point for the two filters above."""
+    """Ansible entry point for the filters above."""
 
     def filters(self):
-        return {"pg_conf_value": pg_conf_value, "pg_settings_changes": pg_settings_changes}
+        return {
+            "pg_conf_value": pg_conf_value,
+            "pg_settings_changes": pg_settings_changes,
+            "pg_settings_invalid": pg_settings_invalid,
+        }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from filter_plugins.pgconf import FilterModule, pg_conf_value, pg_settings_changes
+from filter_plugins.pgconf import FilterModule, pg_conf_value, pg_settings_changes, pg_settings_invalid
 
 
 def row(name, setting, vartype="integer", unit=None, context="user"):
@@ -70,5 +70,20 @@ def test_unknown_names_are_not_changes():
     assert pg_settings_changes({"pg_stat_statements.track": "all"}, ROWS) == []
 
 
+def test_invalid_values_are_reported():
+    rows = [
+        {**row("shared_buffers", "16384", unit="8kB", context="postmaster"), "min_val": "16", "max_val": "1073741823"},
+        {**row("jit", "on", vartype="bool")},
+        {**row("wal_level", "replica", vartype="enum"), "enumvals": ["minimal", "replica", "logical"]},
+        {**row("random_page_cost", "4", vartype="real"), "min_val": "0", "max_val": "1.79769e+308"},
+    ]
+    desired = {"shared_buffers": "lots", "jit": "maybe", "wal_level": "archive", "random_page_cost": "-1"}
+    problems = pg_settings_invalid(desired, rows)
+    assert [p.split(":")[0] for p in problems] == ["jit", "random_page_cost", "shared_buffers", "wal_level"]
+    assert pg_settings_invalid({"shared_buffers": "1GB", "jit": "off", "wal_level": "Logical"}, rows) == []
+    # 64kB is below the minimum of 16 * 8kB
+    assert pg_settings_invalid({"shared_buffers": "64kB"}, rows) == ["shared_buffers: '64kB' is outside 16..1073741823 (8kB)"]
+
+
 def test_filter_module():
-    assert set(FilterModule().filters()) == {"pg_conf_value", "pg_settings_changes"}
+    assert set(FilterModule().filters()) == {"pg_conf_value", "pg_settings_changes", "pg_settings_invalid"}
