@@ -58,3 +58,25 @@ def make_sqlite(path, script, rows=None):
     conn.commit()
     conn.close()
     return path
+
+
+def migrate(params, on_error="error", orphans="error"):
+    """The whole path as the playbook runs it: tables, copy, constraints."""
+    from sqlite_pg import run
+
+    run.schema(params, phase="tables")
+    result = run.copy(params, on_error=on_error)
+    run.schema(params, phase="constraints", orphans=orphans)
+    return result
+
+
+def fetch(params, query, args=None):
+    from sqlite_pg.connection import connect_pg
+
+    conn = connect_pg(params)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,242 @@
+"""The copy against a real PostgreSQL, from real SQLite files full of what long-lived apps leave behind."""
+
+import datetime
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sqlite_pg import run
+from sqlite_pg.errors import DataError
+from tests.conftest import fetch, make_sqlite, migrate
+
+MESSY = """
+CREATE TABLE t (
+  id INTEGER PRIMARY KEY, flag BOOLEAN, at DATETIME, day DATE, doc JSON, x FLOAT, n BIGINT,
+  s TEXT, b BLOB, v VARCHAR(5), price DECIMAL(10,2)
+);
+"""
+
+UTC = datetime.datetime
+
+
+def test_values_convert_exactly(pg_db, sqlite_path):
+    rows = [
+        (1, 0, "2024-01-02 03:04:05", "2024-01-02", '{"b": 1, "a": [1, 2]}', 0.1, 2**40,
+         "tab\there", b"\x00\x01\xff", "abc", 12.5),
+        (2, 1, "2024-01-02T03:04:05.5", "2024-01-02 00:00:00", "null", 1e308, -(2**63),
+         "new\nline\r\n", "text in blob", "", 3),
+        (3, "t", "2024-01-02 03:04:05.123456", None, "[]", -0.5, 2**63 - 1, 'back\\slash \\N "q", ;', None,
+         "Ωμέγα", "7.25"),
+        (4, "false", "2024-01-02T03:04:05+02:00", None, '"\\u00e9"', 3, 3.0, "", None, None, None),
+        (5, "YES", "2024-01-02 03:04:05Z", None, None, "2.5", None, "🚀 emoji", None, None, None),
+        (6, "off", 1700000000, None, None, 0.30000000000000004, None, None, None, None, None),
+        (7, None, 1700000000123, None, None, 1e-300, None, None, None, None, None),
+        (8, None, "2024-01-02", None, None, None, None, None, None, None, None),
+    ]
+    make_sqlite(sqlite_path, MESSY, {"t": rows})
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params)
+    assert result["rows"] == 8 and result["rejected"] == 0
+    got = {r[0]: r[1:] for r in fetch(params, "SELECT * FROM t ORDER BY id")}
+    assert [got[i][0] for i in range(1, 9)] == [False, True, True, False, True, False, None, None]
+    assert got[1][1] == UTC(2024, 1, 2, 3, 4, 5)
+    assert got[2][1] == UTC(2024, 1, 2, 3, 4, 5, 500000)
+    assert got[3][1] == UTC(2024, 1, 2, 3, 4, 5, 123456)
+    assert got[4][1] == UTC(2024, 1, 2, 1, 4, 5)          # +02:00 folded into UTC
+    assert got[5][1] == UTC(2024, 1, 2, 3, 4, 5)
+    assert got[6][1] == UTC(2023, 11, 14, 22, 13, 20)      # epoch seconds
+    assert got[7][1] == UTC(2023, 11, 14, 22, 13, 20, 123000)  # epoch milliseconds
+    assert got[8][1] == UTC(2024, 1, 2)
+    assert got[1][2] == got[2][2] == datetime.date(2024, 1, 2)
+    assert got[1][3] == {"b": 1, "a": [1, 2]} and got[2][3] is None and got[3][3] == [] and got[4][3] == "é"
+    assert fetch(params, "SELECT doc IS NULL, doc = 'null'::jsonb FROM t WHERE id = 2") == [(False, True)]
+    assert [got[i][4] for i in range(1, 8)] == [0.1, 1e308, -0.5, 3.0, 2.5, 0.30000000000000004, 1e-300]
+    assert [got[i][5] for i in range(1, 5)] == [2**40, -(2**63), 2**63 - 1, 3]
+    assert got[1][6] == "tab\there" and got[2][6] == "new\nline\r\n" and got[3][6] == 'back\\slash \\N "q", ;'
+    assert got[4][6] == "" and got[5][6] == "🚀 emoji" and got[6][6] is None
+    assert bytes(got[1][7]) == b"\x00\x01\xff" and bytes(got[2][7]) == b"text in blob"
+    assert got[2][8] == "" and got[3][8] == "Ωμέγα"
+    assert [str(got[i][9]) for i in (1, 2, 3)] == ["12.50", "3.00", "7.25"]
+    run.verify_all(params)
+
+
+BAD = [
+    (1, "ok", 1, "2024-01-01", '{"a": 1}', "fine"),
+    (2, "nul\x00byte", 1, "2024-01-01", "{}", "fine"),
+    (3, "ok", "", "2024-01-01", "{}", "fine"),                # '' in an integer column
+    (4, "ok", "abc", "2024-01-01", "{}", "fine"),             # text in an integer column
+    (5, "ok", 1, "not a date", "{}", "fine"),
+    (6, "ok", 1, "2024-01-01", "{bad json", "fine"),
+    (7, "ok", 1, "2024-01-01", '{"a": "\\u0000"}', "fine"),   # jsonb rejects \u0000
+    (8, "ok", 1, "2024-01-01", "{}", "toolongvalue"),        # varchar(5)
+    (9, "ok", 1.5, "2024-01-01", "{}", "fine"),               # fraction in an integer column
+    (10, "ok", 2, "2024-02-30", "{}", "fine"),                # impossible date
+]
+BAD_DDL = "CREATE TABLE bad (id INTEGER PRIMARY KEY, s TEXT, n INTEGER NOT NULL, d DATETIME, j JSON, v VARCHAR(5));"
+
+
+def _add_invalid_utf8(path):
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO bad VALUES (11, CAST(x'41ff42' AS TEXT), 1, '2024-01-01', '{}', 'fine')")
+    conn.commit()
+    conn.close()
+
+
+def test_on_error_error_names_table_key_column_and_value(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, BAD_DDL, {"bad": BAD})
+    params = dict(pg_db, source=sqlite_path)
+    run.schema(params)
+    with pytest.raises(DataError) as err:
+        run.copy(params)
+    text = str(err.value)
+    assert "table 'bad'" in text and "{'id': 2}" in text and "column 's'" in text and "NUL byte" in text
+    assert fetch(params, "SELECT count(*) FROM bad") == [(0,)]   # nothing of the table was written
+
+
+def test_quarantine_keeps_every_row_accounted_for(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, BAD_DDL, {"bad": BAD})
+    _add_invalid_utf8(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params, on_error="quarantine")
+    assert result["tables"]["bad"]["rows"] == 1
+    assert result["tables"]["bad"]["rejected"] == 10
+    rejects = {r[0]["id"]: (r[1], r[2]) for r in fetch(
+        params, "SELECT source_key, reason, raw FROM _migration_rejects WHERE table_name = 'bad'")}
+    assert sorted(rejects) == list(range(2, 12))
+    assert "NUL byte" in rejects[2][0] and rejects[2][1]["s"] == {"text_with_nul": "nul\\u0000byte"}
+    assert "empty string" in rejects[3][0] and "not an integer" in rejects[4][0]
+    assert "date/time" in rejects[5][0] and "not valid JSON" in rejects[6][0] and "\\u0000" in rejects[7][0]
+    assert "longer than 5" in rejects[8][0] and "fractional" in rejects[9][0] and "date/time" in rejects[10][0]
+    assert "UTF8" in rejects[11][0] and rejects[11][1]["s"] == {"invalid_utf8_hex": "41ff42"}
+    verified = run.verify_all(params)
+    assert verified["tables"]["bad"]["rejected"] == 10
+
+
+KEYS_DDL = """
+CREATE TABLE pairs (a TEXT, b INTEGER, val REAL, PRIMARY KEY (a, b));
+CREATE TABLE wr (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE nokey (x, y TEXT);
+CREATE TABLE "Order" ("select" INTEGER PRIMARY KEY, "Group" TEXT, "from" TEXT);
+CREATE TABLE empty (id INTEGER PRIMARY KEY, s TEXT);
+CREATE VIEW v_pairs AS SELECT a FROM pairs;
+"""
+
+
+def test_keys_names_and_shapes(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, KEYS_DDL, {
+        "pairs": [(f"k{i % 7}", i, i / 3) for i in range(2000)],
+        "wr": [(f"key{i:05d}", i if i % 2 else f"t{i}") for i in range(3000)],
+        "nokey": [(1, "dup"), (1, "dup"), (2.5, None)],
+        "Order": [(1, "g", "f")],
+    })
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params)
+    assert {t: r["rows"] for t, r in result["tables"].items()} == {
+        "pairs": 2000, "wr": 3000, "nokey": 3, "Order": 1, "empty": 0}
+    assert fetch(params, 'SELECT "select", "Group", "from" FROM "Order"') == [(1, "g", "f")]
+    assert fetch(params, "SELECT count(*) FROM nokey WHERE y = 'dup'") == [(2,)]
+    assert fetch(params, "SELECT v FROM wr WHERE k = 'key00002'") == [("t2",)]   # mixed column typed text
+    pk = fetch(params, "SELECT conname FROM pg_constraint WHERE contype = 'p' AND connamespace = 'public'::regnamespace "
+                       "AND conname NOT LIKE '\\_migration%' ORDER BY 1")
+    assert pk == [("Order_pkey",), ("empty_pkey",), ("pairs_pkey",), ("wr_pkey",)]
+    schema = run.schema(params, phase="tables", check_mode=True)
+    assert schema["views"] == ["v_pairs"] and not schema["queries"]
+    run.verify_all(params)
+
+
+def test_megabyte_values(pg_db, sqlite_path):
+    big_text = "x" * (3 << 20)
+    big_blob = os.urandom(2 << 20)
+    make_sqlite(sqlite_path, "CREATE TABLE m (id INTEGER PRIMARY KEY, s TEXT, b BLOB);",
+                {"m": [(i, big_text + str(i), big_blob) for i in range(5)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    assert fetch(params, "SELECT count(*), sum(length(s)), sum(length(b)) FROM m") == [
+        (5, 5 * (3 << 20) + 5, 5 * (2 << 20))]
+    run.verify_all(params)
+
+
+def test_sequences_end_past_max_id_and_autoincrement_high_water(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, """
+        CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT);
+        CREATE TABLE p (id INTEGER PRIMARY KEY, s TEXT);""", {"a": [(i, "x") for i in range(1, 11)],
+                                                              "p": [(i, "x") for i in range(1, 6)]})
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("DELETE FROM a WHERE id > 7")   # AUTOINCREMENT never hands out 8..10 again
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    assert fetch(params, "INSERT INTO a (s) VALUES ('new') RETURNING id") == [(11,)]
+    assert fetch(params, "INSERT INTO p (s) VALUES ('new') RETURNING id") == [(6,)]
+
+
+def test_rerun_changes_nothing_and_check_mode_writes_nothing(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);", {"t": [(1, "a"), (2, "b")]})
+    params = dict(pg_db, source=sqlite_path)
+    planned = run.schema(params, check_mode=True)
+    assert planned["changed"] and planned["queries"]
+    assert fetch(params, "SELECT to_regclass('t')") == [(None,)]
+    run.schema(params)
+    would = run.copy(params, check_mode=True)
+    assert would["changed"] and would["tables"]["t"]["status"] == "would_copy"
+    assert fetch(params, "SELECT count(*) FROM t") == [(0,)]
+    assert fetch(params, "SELECT to_regclass('_migration_ledger')") == [(None,)]
+    assert run.copy(params)["changed"]
+    again = run.copy(params)
+    assert not again["changed"] and again["tables"]["t"]["status"] == "in_sync"
+    assert not run.copy(params, check_mode=True)["changed"]
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("INSERT INTO t VALUES (3, 'c')")
+    conn.commit()
+    conn.close()
+    assert run.copy(params)["tables"]["t"]["rows"] == 3   # a changed source is copied again
+    assert not run.schema(params)["changed"]
+
+
+_KILLER = """
+import sys
+sys.path[:0] = ["module_utils", "."]
+import json
+from sqlite_pg import run
+run.copy(json.loads(sys.argv[1]))
+"""
+
+
+def test_copy_killed_half_way_resumes_without_duplicates_or_gaps(pg_db, tmp_path):
+    path = str(tmp_path / "big.db")
+    make_sqlite(path, """
+        CREATE TABLE first (id INTEGER PRIMARY KEY, s TEXT);
+        CREATE TABLE second (id INTEGER PRIMARY KEY, s TEXT, n INTEGER);""", {
+        "first": [(i, f"row {i}") for i in range(1, 2001)],
+        "second": [(i, f"payload {i} " * 8, i) for i in range(1, 600_001)],
+    })
+    params = dict(pg_db, source=path)
+    run.schema(params)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    proc = subprocess.Popen([sys.executable, "-c", _KILLER, json.dumps(params)], cwd=root)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = fetch(params, "SELECT to_regclass('_migration_ledger') IS NOT NULL")[0][0] and fetch(
+            params, "SELECT count(*) FROM _migration_ledger WHERE table_name = 'first'")[0][0]
+        if done:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)   # well into the second table's COPY
+    assert proc.poll() is None, "the copy finished before it could be interrupted: make the table bigger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert fetch(params, "SELECT table_name FROM _migration_ledger") == [("first",)]
+    result = run.copy(params)
+    assert result["tables"]["first"]["status"] == "in_sync"
+    assert result["tables"]["second"]["status"] == "copied"
+    assert fetch(params, "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM second") == [
+        (600_000, 600_000, 1, 600_000)]
+    run.schema(params, phase="constraints")
+    run.verify_all(params)
