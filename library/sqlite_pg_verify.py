@@ -19,6 +19,13 @@ options:
     description: How many differing rows to name per table.
     type: int
     default: 10
+  orphans:
+    description:
+      - The policy given to M(sqlite_pg_schema). With C(skip), a foreign key left out because of orphan
+        rows is reported as a warning instead of a failure.
+    type: str
+    default: error
+    choices: [error, not_valid, skip]
 attributes:
   check_mode:
     support: full
@@ -70,10 +77,11 @@ from ansible.module_utils.sqlite_pg_module import run
 
 def main():
     spec = common_argument_spec()
-    spec.update(max_diffs=dict(type="int", default=10))
+    spec.update(max_diffs=dict(type="int", default=10),
+                orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("include_tables", "exclude_tables")])
-    run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"]))
+    run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"]))
 
 
 if __name__ == "__main__":

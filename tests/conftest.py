@@ -77,6 +77,8 @@ def fetch(params, query, args=None):
     try:
         with conn.cursor() as cur:
             cur.execute(query, args)
-            return cur.fetchall()
+            rows = cur.fetchall()
+        conn.commit()
+        return rows
     finally:
         conn.close()

@@ -88,10 +88,10 @@ def copy(params, on_error="error", force=False, check_mode=False, progress=None)
     )
 
 
-def verify_all(params, max_diffs=10):
+def verify_all(params, max_diffs=10, orphans="error"):
     """Verify every selected table; raises VerifyError (with the report) when any differs."""
     with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
-        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs)
+        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans)
     report = {r["table"]: r for r in results}
     failed = [r for r in results if not r["ok"]]
     if failed:

@@ -39,7 +39,7 @@ def _rejected(cur, schema, table):
     return cur.fetchone()[0]
 
 
-def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10):
+def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="error"):
     start = time.monotonic()
     result = dict(table=target.source.name, ok=True, problems=[], differences=[])
     with pg_conn.cursor() as cur:
@@ -74,9 +74,9 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10):
                                       f"target {dst_count} rows / {dst_sum}")
             result["differences"] = _differences(cur, sql.Identifier(_TEMP), tid, names, target.primary_key,
                                                  max_diffs)
-        missing_fks, orphaned = _foreign_key_problems(cur, schema, target)
+        missing_fks, orphaned = _foreign_key_problems(cur, schema, target, orphans)
         result["problems"].extend(missing_fks)
-        result["warnings"] = orphaned  # NOT VALID was the operator's choice (orphans: not_valid)
+        result["warnings"] = orphaned  # the operator's choice (orphans: not_valid or skip)
         result["problems"].extend(_sequence_problems(cur, schema, target))
     pg_conn.rollback()  # drops the temporary table; verification writes nothing
     result["ok"] = not result["problems"]
@@ -126,15 +126,21 @@ def _show(value):
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _foreign_key_problems(cur, schema, target):
-    """(missing constraints, orphans under NOT VALID constraints)."""
+def _foreign_key_problems(cur, schema, target, policy):
+    """(problems, warnings): a missing foreign key is a problem unless the operator chose to skip
+    foreign keys with orphans; orphans under a NOT VALID constraint are reported."""
     problems, warnings = [], []
     for fk in target.foreign_keys:
         cur.execute("SELECT convalidated FROM pg_constraint WHERE conname = %s AND conrelid = %s::regclass",
                     (fk["name"], sql.Identifier(schema, target.name).as_string(cur)))
         row = cur.fetchone()
         if row is None:
-            problems.append(f"foreign key {fk['name']} is missing on the target")
+            orphans = find_orphans(cur, schema, target.name, fk)
+            if policy == "skip" and orphans["count"]:
+                warnings.append(f"foreign key {fk['name']} left out (orphans: skip): {orphans['count']} "
+                                f"orphan row(s), e.g. {orphans['sample']}")
+            else:
+                problems.append(f"foreign key {fk['name']} is missing on the target")
             continue
         if not row[0]:
             orphans = find_orphans(cur, schema, target.name, fk)
@@ -161,11 +167,11 @@ def _sequence_problems(cur, schema, target):
     return problems
 
 
-def verify_tables(sqlite_conn, pg_conn, model, schema, max_diffs=10):
+def verify_tables(sqlite_conn, pg_conn, model, schema, max_diffs=10, orphans="error"):
     """Verify every table of the model from one consistent snapshot of the source."""
     convert.register_functions(sqlite_conn)
     sqlite_conn.execute("BEGIN")
     try:
-        return [verify_table(sqlite_conn, pg_conn, target, schema, max_diffs) for target in model.values()]
+        return [verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans) for target in model.values()]
     finally:
         sqlite_conn.execute("ROLLBACK")
