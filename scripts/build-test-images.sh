@@ -31,7 +31,9 @@ build() {
   # A UTF-8 default locale (C.UTF-8 ships with libc, no locales package needed), so the
   # packaged cluster is created with UTF8 encoding; no apt caches in the image.
   echo 'LANG=C.UTF-8' | $SUDO tee "$rootfs/etc/default/locale" "$rootfs/etc/locale.conf" >/dev/null
+  # Mark the emptied apt lists as stale so `apt: cache_valid_time` refreshes them.
   $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  $SUDO touch -d @0 "$rootfs/var/lib/apt/lists"
   $SUDO tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' - "$image" >/dev/null
   echo "build-test-images: $image built in $((SECONDS - start)) s"
 }
