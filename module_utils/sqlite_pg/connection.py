@@ -107,6 +107,36 @@ def open_sqlite(path, timeout=30.0):
     return conn
 
 
+def snapshot_readers(conn, extra, timeout=30.0):
+    """Start a read transaction on ``conn`` and on up to ``extra`` new read-only connections,
+    all on the same snapshot of the file, so several threads can read one consistent state.
+
+    Writers are held off for the few milliseconds it takes (BEGIN IMMEDIATE on a separate
+    connection). Without write access to the file that is impossible: then only ``conn``
+    reads. Returns the list of connections, ``conn`` first; each is in a read transaction.
+    """
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    readers = [conn]
+    lock = None
+    if extra and path and os.access(path, os.W_OK) and os.access(os.path.dirname(path) or ".", os.W_OK):
+        try:
+            lock = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            lock = None
+    if lock is not None:
+        readers += [open_sqlite(path, timeout) for _ in range(extra)]
+    try:
+        for reader in readers:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+    finally:
+        if lock is not None:
+            lock.execute("ROLLBACK")
+            lock.close()
+    return readers
+
+
 def integrity_check(conn, max_errors=20):
     """Run PRAGMA integrity_check; return the list of problems (empty when the file is sound)."""
     try:

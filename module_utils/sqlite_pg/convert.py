@@ -6,6 +6,16 @@ For each target type a codec gives, as SQLite SQL over a column expression:
   when the value cannot be stored in the target type;
 - ``problem(c)``: NULL when the value converts, else the reason in words.
 
+Each codec has *fast* rules for the canonical forms apps write (an integer in an integer
+column, ``YYYY-MM-DD HH:MM:SS.ffffff`` text in a DATETIME column): they pass the value
+through with the least work, and PostgreSQL's own parser is the check. Anything else, and
+every value of a chunk PostgreSQL refused, goes through the full rules, which check all
+that the target would refuse or read differently. A fast rule may only accept a value
+that PostgreSQL reads exactly as the full rules would convert it.
+
+The CSV quote character is ``\x01`` rather than ``"``, so text needs no ``replace()``
+unless it contains that control character.
+
 SQLite formats every row in SQL, so Python only moves bytes on the fast path. Rare
 cases (text in a numeric column, epoch numbers in a date/time column, BLOBs in a text
 column) call the small Python functions registered by ``register_functions``; they run
@@ -34,6 +44,7 @@ NOT_DATE = "not a date (or a date with a time of day)"
 NOT_UUID = "not a UUID"
 NUMBER_IN_BLOB = "number in a BLOB column"
 BLOB_IN_NUMBER = "BLOB in a numeric or date/time column"
+INVALID_UTF8 = "text is not valid UTF-8"
 
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _HEX = "[0-9a-fA-F]"
@@ -50,22 +61,40 @@ def sql_str(text):
     return "'" + text.replace("'", "''") + "'"
 
 
+QUOTE = "\x01"
+_Q = sql_str(QUOTE)
+
+
 def _quoted(expr):
     """CSV quoting: every text field is quoted, so '' stays an empty string and not NULL."""
-    return f"""('"' || replace({expr}, '"', '""') || '"')"""
+    return f"({_Q} || replace({expr}, {_Q}, {_Q} || {_Q}) || {_Q})"
+
+
+def _quoted_fast(expr):
+    return f"({_Q} || {expr} || {_Q})"
+
+
+def _no_quote_char(c):
+    return f"instr({c}, {_Q}) = 0"
 
 
 def float_text(c):
     """A REAL as text that PostgreSQL reads back to the same double: 15 digits when they
-    round-trip (the common case, and readable), else 21 significant digits (exact)."""
+    round-trip (readable, for numeric columns), else 21 significant digits (exact)."""
     return (f"CASE WHEN CAST(printf('%!.15g', {c}) AS REAL) = {c} THEN printf('%!.15g', {c}) "
             f"ELSE printf('%!.20e', {c}) END")
 
 
-class Codec:
-    """Rules are ``(condition, output or None, reason)`` tried in order after the NULL test."""
+def exact_float(c):
+    """A REAL as 21 significant digits: exact, and the cheapest exact form SQLite prints."""
+    return f"printf('%!.20e', {c})"
 
-    quoted = False
+
+class Codec:
+    """Rules are ``(condition, output or None, reason)`` tried in order after the NULL test;
+    fast rules are ``(condition, output)`` tried before it on the fast path."""
+
+    text_like = False
 
     def __init__(self, pg_type, notnull=False):
         self.pg_type = pg_type
@@ -74,23 +103,40 @@ class Codec:
     def rules(self, c):  # pragma: no cover - every codec defines it
         raise NotImplementedError
 
+    def fast_rules(self, c):
+        return []
+
     def fallback_reason(self, c):
         return sql_str(f"cannot be stored as {self.pg_type}")
 
-    def field(self, c):
-        whens = " ".join(f"WHEN {cond} THEN {out if out is not None else 'NULL'}"
-                         for cond, out, _ in self.rules(c))
+    def _careful_rules(self, c):
+        rules = self.rules(c)
+        if self.text_like:
+            # Checked only on the careful path: a Python call per text value.
+            rules = [(f"typeof({c}) = 'text' AND NOT s2p_utf8(CAST({c} AS BLOB))", None, INVALID_UTF8)] + rules
+        return rules
+
+    def field(self, c, careful=False):
+        rules = self._careful_rules(c) if careful else self.rules(c)
+        fast = "" if careful else " ".join(f"WHEN {cond} THEN {out}" for cond, out in self.fast_rules(c))
+        whens = " ".join(f"WHEN {cond} THEN {out if out is not None else 'NULL'}" for cond, out, _ in rules)
         null = "NULL" if self.notnull else "''"
-        return f"CASE WHEN {c} IS NULL THEN {null} {whens} END"
+        return f"CASE {fast} WHEN {c} IS NULL THEN {null} {whens} END"
 
     def problem(self, c):
         whens = " ".join(f"WHEN {cond} THEN {'NULL' if out is not None else sql_str(reason)}"
-                         for cond, out, reason in self.rules(c))
+                         for cond, out, reason in self._careful_rules(c))
         null = sql_str(NULL_IN_NOT_NULL) if self.notnull else "NULL"
         return f"CASE WHEN {c} IS NULL THEN {null} {whens} ELSE {self.fallback_reason(c)} END"
 
 
 class IntegerCodec(Codec):
+    def fast_rules(self, c):
+        if self.pg_type == "bigint":
+            return [(f"typeof({c}) = 'integer'", c)]
+        limit = _INT_RANGES[self.pg_type]
+        return [(f"typeof({c}) = 'integer' AND {c} >= {-limit} AND {c} < {limit}", c)]
+
     def rules(self, c):
         limit = _INT_RANGES.get(self.pg_type, 2**63)
         in_range = f"{c} >= {-limit} AND {c} <= {limit - 1}"
@@ -109,9 +155,12 @@ class IntegerCodec(Codec):
 
 
 class FloatCodec(Codec):
+    def fast_rules(self, c):
+        return [(f"typeof({c}) = 'real'", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
+
     def rules(self, c):
         return [
-            (f"typeof({c}) = 'real'", float_text(c), None),
+            (f"typeof({c}) = 'real'", exact_float(c), None),
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
             (f"typeof({c}) = 'text' AND s2p_float({c}) IS NOT NULL", f"s2p_float({c})", None),
@@ -121,6 +170,9 @@ class FloatCodec(Codec):
 
 
 class NumericCodec(Codec):
+    def fast_rules(self, c):
+        return [(f"typeof({c}) = 'integer'", c)]
+
     def rules(self, c):
         return [
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
@@ -134,6 +186,10 @@ class NumericCodec(Codec):
 
 
 class BooleanCodec(Codec):
+    def fast_rules(self, c):
+        # PostgreSQL reads '0' and '1' as booleans.
+        return [(f"typeof({c}) = 'integer' AND {c} IN (0, 1)", c)]
+
     def rules(self, c):
         true = ", ".join(sql_str(v) for v in _TRUE)
         false = ", ".join(sql_str(v) for v in _FALSE)
@@ -148,11 +204,16 @@ class BooleanCodec(Codec):
 class TextCodec(Codec):
     """text, varchar(n), char(n), and any type PostgreSQL parses from text itself."""
 
-    quoted = True
+    text_like = True
 
     def __init__(self, pg_type, notnull=False, max_length=None):
         super().__init__(pg_type, notnull)
         self.max_length = max_length
+
+    def fast_rules(self, c):
+        # NUL bytes, invalid UTF-8 and over-long values: PostgreSQL refuses them, and the
+        # careful path then names them.
+        return [(f"typeof({c}) = 'text' AND {_no_quote_char(c)}", _quoted_fast(c))]
 
     def rules(self, c):
         no_nul = f"instr(CAST({c} AS BLOB), x'00') = 0"
@@ -175,11 +236,14 @@ class TextCodec(Codec):
 class EnumCodec(Codec):
     """A PostgreSQL ENUM: SQLAlchemy stores the enum *names* in SQLite, which are the labels."""
 
-    quoted = True
+    text_like = True
 
     def __init__(self, pg_type, notnull=False, labels=()):
         super().__init__(pg_type, notnull)
         self.labels = tuple(labels)
+
+    def fast_rules(self, c):
+        return [(f"typeof({c}) = 'text' AND {_no_quote_char(c)}", _quoted_fast(c))]
 
     def rules(self, c):
         labels = ", ".join(sql_str(v) for v in self.labels) or "NULL"
@@ -196,7 +260,13 @@ class ByteaCodec(Codec):
 
 
 class JsonCodec(Codec):
-    quoted = True
+    text_like = True
+
+    def fast_rules(self, c):
+        if self.pg_type == "json":
+            return []
+        # PostgreSQL's JSON parser checks validity and \u0000; refused chunks take the careful path.
+        return [(f"typeof({c}) = 'text' AND {_no_quote_char(c)}", _quoted_fast(c))]
 
     def rules(self, c):
         return [
@@ -205,7 +275,7 @@ class JsonCodec(Codec):
             (f"typeof({c}) = 'text' AND instr({c}, '\\u0000') > 0", None, NUL_IN_JSON),
             (f"typeof({c}) = 'text'", _quoted(c), None),
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
-            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", float_text(c), None),
+            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", exact_float(c), None),
             ("1", None, INVALID_JSON),
         ]
 
@@ -234,6 +304,21 @@ class TemporalCodec(Codec):
         self.kind = ("date" if pg_type == "date" else
                      "time" if base.startswith("time") and not base.startswith("timestamp") else
                      "timestamptz" if "with time zone" in pg_type else "timestamp")
+
+    def fast_rules(self, c):
+        if self.kind == "date":
+            return [(f"{c} GLOB '[0-9][0-9][0-9][0-9]-??-??'", c)]
+        if self.kind == "time":
+            return []
+        # 'YYYY-MM-DD HH:MM:SS' or with six fraction digits (what SQLAlchemy and Python
+        # write): no offset to fold. '?' is much cheaper than '[0-9]' in GLOB; a non-digit
+        # there is refused by PostgreSQL, which sends the chunk down the careful path.
+        zone = " || '+00'" if self.kind == "timestamptz" else ""
+        shape = "[0-9][0-9][0-9][0-9]-??-??[ T]??:??:??"
+        return [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}')", f"{c}{zone}"),
+                # Other fraction lengths, still no offset: cut to microseconds, as the full rules do.
+                (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*'",
+                 f"substr({c}, 1, 26){zone}")]
 
     def rules(self, c):
         kind = sql_str(self.kind)
@@ -315,6 +400,14 @@ def _to_decimal(text):
     return format(value, "f") if value.is_finite() else None
 
 
+def _valid_utf8(raw):
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _blob_text(blob, limit):
     try:
         text = bytes(blob).decode("utf-8")
@@ -322,7 +415,7 @@ def _blob_text(blob, limit):
         return None
     if "\x00" in text or (limit and len(text) > limit):
         return None
-    return '"' + text.replace('"', '""') + '"'
+    return QUOTE + text.replace(QUOTE, QUOTE + QUOTE) + QUOTE
 
 
 _EPOCH0 = datetime.datetime(1970, 1, 1)
@@ -355,6 +448,7 @@ def register_functions(conn):
     conn.create_function("s2p_decimal", 1, _to_decimal, deterministic=True)
     conn.create_function("s2p_blob_text", 2, _blob_text, deterministic=True)
     conn.create_function("s2p_epoch", 2, _epoch, deterministic=True)
+    conn.create_function("s2p_utf8", 1, _valid_utf8, deterministic=True)
 
 
 def raw_json(value):

@@ -23,6 +23,7 @@ import psycopg2
 from psycopg2 import sql
 
 from . import convert
+from .connection import snapshot_readers
 from .errors import DataError, MigrationError
 from .introspect import quote_ident
 
@@ -31,6 +32,7 @@ REJECTS = "_migration_rejects"
 ON_ERROR = ("error", "quarantine")
 _MAX_CHUNK_ROWS = 50_000
 _CHUNK_BYTES = 4 << 20
+PARALLEL_READERS = 2
 
 
 @dataclass
@@ -134,8 +136,12 @@ class SourceTable:
         else:
             self.keys = tuple(table.primary_key)
             self.key_sql = ", ".join(quote_ident(k) for k in self.keys)
-        fields = [c.codec.field(quote_ident(c.source)) for c in columns]
-        self.line_sql = " || ',' || ".join(f"({f})" for f in fields) + " || char(10)"
+        self.line_sql = self._line([c.codec.field(quote_ident(c.source)) for c in columns])
+        self.careful_line_sql = self._line([c.codec.field(quote_ident(c.source), careful=True) for c in columns])
+
+    @staticmethod
+    def _line(fields):
+        return " || ',' || ".join(f"({f})" for f in fields) + " || char(10)"
 
     def stats(self):
         if self.table.has_rowid:
@@ -154,16 +160,17 @@ class SourceTable:
             args.extend(hi)
         return (" AND ".join(parts) or "1"), args
 
-    def chunks(self, first_rows=256):
-        """Yield (lo, hi, rows, good, payload) over the table; sizes adapt to ~4 MB of text."""
-        lo, limit = None, first_rows
+    def chunks(self, first_rows=256, careful=False, start=None, end=None):
+        """Yield (lo, hi, rows, good, payload) over keys in (start, end]; sizes adapt to ~4 MB of text."""
+        lo, limit = start, first_rows
         order = self.key_sql
+        line_sql = self.careful_line_sql if careful else self.line_sql
         while True:
-            where, args = self._where(lo, None)
+            where, args = self._where(lo, end)
             if self.table.has_rowid:
                 row = self.conn.execute(
                     f"SELECT max(k), count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
-                    f"(SELECT rowid AS k, {self.line_sql} AS line FROM {self.qname} WHERE {where} "
+                    f"(SELECT rowid AS k, {line_sql} AS line FROM {self.qname} WHERE {where} "
                     f"ORDER BY rowid LIMIT ?)", args + [limit]).fetchone()
                 hi = (row[0],) if row[0] is not None else None
                 rows, good, payload = row[1], row[2], row[3] or b""
@@ -171,21 +178,41 @@ class SourceTable:
                 edge = self.conn.execute(
                     f"SELECT {self.key_sql} FROM {self.qname} WHERE {where} ORDER BY {order} LIMIT 1 OFFSET ?",
                     args + [limit - 1]).fetchone()
-                hi = tuple(edge) if edge else None
+                hi = tuple(edge) if edge else end
                 cwhere, cargs = self._where(lo, hi)
                 row = self.conn.execute(
                     f"SELECT count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
-                    f"(SELECT {self.line_sql} AS line FROM {self.qname} WHERE {cwhere} ORDER BY {order})",
+                    f"(SELECT {line_sql} AS line FROM {self.qname} WHERE {cwhere} ORDER BY {order})",
                     cargs).fetchone()
                 rows, good, payload = row[0], row[1], row[2] or b""
             if rows == 0:
                 return
             yield lo, hi, rows, good, payload
-            if hi is None or rows < limit:
+            if hi is None or rows < limit or hi == end:
                 return
             lo = hi
             grow = _CHUNK_BYTES * rows // max(len(payload), 1)
             limit = max(1, min(_MAX_CHUNK_ROWS, limit * 4, grow))
+
+    def split(self, parts, source_rows, min_rows=100_000):
+        """Key ranges [(start, end)] that share the table between ``parts`` readers."""
+        if parts < 2 or not self.table.has_rowid or source_rows < min_rows:
+            return [(None, None)]
+        edges = [None]
+        for i in range(1, parts):
+            row = self.conn.execute(f"SELECT rowid FROM {self.qname} ORDER BY rowid LIMIT 1 OFFSET ?",
+                                    (source_rows * i // parts,)).fetchone()
+            if row:
+                edges.append((row[0],))
+        edges.append(None)
+        return list(zip(edges[:-1], edges[1:], strict=True))
+
+    def on(self, conn):
+        """The same table read through another connection (of the same snapshot)."""
+        twin = SourceTable.__new__(SourceTable)
+        twin.__dict__.update(self.__dict__)
+        twin.conn = conn
+        return twin
 
     def keys_in(self, lo, hi):
         where, args = self._where(lo, hi)
@@ -196,7 +223,7 @@ class SourceTable:
         """(rows that convert, their COPY text) for the key range (lo, hi]."""
         where, args = self._where(lo, hi)
         good, payload = self.conn.execute(
-            f"SELECT count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT {self.line_sql} AS line "
+            f"SELECT count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT {self.careful_line_sql} AS line "
             f"FROM {self.qname} WHERE {where} ORDER BY {self.key_sql})", args).fetchone()
         return good, payload or b""
 
@@ -206,7 +233,7 @@ class SourceTable:
         problems = ", ".join(c.codec.problem(quote_ident(c.source)) for c in self.columns)
         raws = ", ".join(quote_ident(c) for c in self.table.column_names)
         pk = ", ".join(quote_ident(c) for c in self.table.primary_key) or "rowid"
-        cond = f" AND ({self.line_sql}) IS NULL" if only_bad else ""
+        cond = f" AND ({self.careful_line_sql}) IS NULL" if only_bad else ""
         n = len(self.columns)
         cursor = self.conn.execute(
             f"SELECT {pk}, {problems}, {raws} FROM {self.qname} WHERE {where}{cond} ORDER BY {self.key_sql}", args)
@@ -223,17 +250,23 @@ class SourceTable:
 
 
 class _Feed:
-    """File-like object for copy_expert, fed by a reader thread through a bounded queue."""
+    """File-like object for copy_expert, fed by reader threads through a bounded queue.
 
-    def __init__(self, chunks, depth=3):
+    sqlite3 releases the GIL while SQLite formats a chunk, so readers on their own
+    connections format in parallel while PostgreSQL parses what was sent before.
+    """
+
+    def __init__(self, sources, depth=4):
         self.queue = queue.Queue(maxsize=depth)
         self.bad_ranges = []
         self.rows = 0
         self.bytes = 0
         self.error = None
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
-        self.thread.start()
+        self.running = len(sources)
+        self.threads = [threading.Thread(target=self._produce, args=(chunks,), daemon=True) for chunks in sources]
+        for thread in self.threads:
+            thread.start()
 
     def _produce(self, chunks):
         try:
@@ -251,35 +284,42 @@ class _Feed:
 
     def read(self, _size=-1):
         while True:
-            data = self.queue.get()
-            if data is None:
-                self.queue.put(None)
+            if self.running == 0:
                 if self.error:
                     raise self.error
                 return b""
+            data = self.queue.get()
+            if data is None:
+                self.running -= 1
+                continue
             if data:
                 self.bytes += len(data)
                 return data
 
     def close(self):
         self.stop.set()
-        while self.thread.is_alive():
+        while any(t.is_alive() for t in self.threads):
             try:
                 self.queue.get(timeout=0.1)
             except queue.Empty:
                 pass
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
 
 
 def _copy_sql(schema, table, columns, freeze=False):
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv{})").format(
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, QUOTE E'\\x01'{})").format(
         sql.Identifier(schema, table), sql.SQL(", ").join(sql.Identifier(c.target) for c in columns),
         sql.SQL(", FREEZE" if freeze else ""))
 
 
 def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=None, force=False,
-               check_mode=False, ledger=None):
-    """Copy one table; returns a TableResult. Commits its own transaction."""
+               check_mode=False, ledger=None, readers=()):
+    """Copy one table; returns a TableResult. Commits its own transaction.
+
+    ``readers``: more SQLite connections on the same snapshot, to format a large table's
+    key ranges in parallel.
+    """
     start = time.monotonic()
     with pg_conn.cursor() as cur:
         columns = target_codecs(cur, schema, target)
@@ -303,7 +343,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                     (target.source.name,))
         cur.execute("SAVEPOINT s2p_fast")
         freeze = _truncate(cur, schema, target)
-        feed = _Feed(source.chunks())
+        feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
         try:
             cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
             copied, nbytes, bad_ranges = feed.rows, feed.bytes, feed.bad_ranges
@@ -346,6 +386,12 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
     if progress:
         progress(target.source.name, result.rows, source_rows, result.seconds)
     return result
+
+
+def parallel_chunks(source, connections, source_rows):
+    """One chunk generator per reader connection, over its share of the table."""
+    ranges = source.split(len(connections), source_rows)
+    return [source.on(conn).chunks(start=lo, end=hi) for conn, (lo, hi) in zip(connections, ranges, strict=False)]
 
 
 def _truncate(cur, schema, target):
@@ -399,7 +445,7 @@ def _careful_copy(cur, source, schema, target, columns):
             bisect(lo, keys[:mid])
             bisect(keys[mid - 1], keys[mid:])
 
-    for lo, hi, rows, good, payload in source.chunks():
+    for lo, hi, rows, good, payload in source.chunks(careful=True):
         if rows != good:
             bad_ranges.append((lo, hi))
         if attempt(payload) is None:
@@ -467,16 +513,21 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
     """Copy every table of the model from one consistent snapshot of the source."""
     if on_error not in ON_ERROR:
         raise MigrationError(f"on_error must be one of {', '.join(ON_ERROR)}")
-    convert.register_functions(sqlite_conn)
     with pg_conn.cursor() as cur:
         ledger = read_ledger(cur, schema)
     pg_conn.rollback()
-    sqlite_conn.execute("BEGIN")  # one read transaction: every table from the same snapshot
+    # One snapshot for every table, read by up to two connections (the machine's cores).
+    readers = snapshot_readers(sqlite_conn, 0 if check_mode else PARALLEL_READERS - 1)
+    for reader in readers:
+        convert.register_functions(reader)
     try:
-        return [copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode, ledger)
-                for target in model.values()]
+        return [copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode, ledger,
+                           readers[1:]) for target in model.values()]
     except Exception:
         pg_conn.rollback()
         raise
     finally:
-        sqlite_conn.execute("ROLLBACK")
+        for reader in readers:
+            reader.execute("ROLLBACK")
+        for reader in readers[1:]:
+            reader.close()

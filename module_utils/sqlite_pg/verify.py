@@ -15,7 +15,17 @@ import psycopg2
 from psycopg2 import sql
 
 from . import convert
-from .copy import REJECTS, SourceTable, _careful_copy, _copy_sql, _Feed, target_codecs
+from .connection import snapshot_readers
+from .copy import (
+    PARALLEL_READERS,
+    REJECTS,
+    SourceTable,
+    _careful_copy,
+    _copy_sql,
+    _Feed,
+    parallel_chunks,
+    target_codecs,
+)
 from .ddl import find_orphans
 
 _TEMP = "_s2p_verify"
@@ -39,7 +49,7 @@ def _rejected(cur, schema, table):
     return cur.fetchone()[0]
 
 
-def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="error"):
+def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="error", readers=()):
     start = time.monotonic()
     result = dict(table=target.source.name, ok=True, problems=[], differences=[])
     with pg_conn.cursor() as cur:
@@ -51,15 +61,17 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             sql.Identifier(_TEMP), sql.SQL(", ").join(sql.Identifier(n) for n in names), tid))
         cur.execute("SAVEPOINT s2p_verify")
-        feed = _Feed(source.chunks())
+        feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
         try:
             cur.copy_expert(_copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
             converted = feed.rows
         except psycopg2.Error:
+            converted = None
+        finally:
+            feed.close()   # the reader thread must stop before anything else reads SQLite
+        if converted is None:
             cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
             converted, _, _, _ = _careful_copy(cur, source, "pg_temp", _target_named(target, _TEMP), columns)
-        finally:
-            feed.close()
         rejected = _rejected(cur, schema, target.source.name)
         src_count, src_sum = _checksum(cur, sql.Identifier(_TEMP), names)
         dst_count, dst_sum = _checksum(cur, tid, names)
@@ -169,9 +181,14 @@ def _sequence_problems(cur, schema, target):
 
 def verify_tables(sqlite_conn, pg_conn, model, schema, max_diffs=10, orphans="error"):
     """Verify every table of the model from one consistent snapshot of the source."""
-    convert.register_functions(sqlite_conn)
-    sqlite_conn.execute("BEGIN")
+    readers = snapshot_readers(sqlite_conn, PARALLEL_READERS - 1)
+    for reader in readers:
+        convert.register_functions(reader)
     try:
-        return [verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans) for target in model.values()]
+        return [verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans, readers[1:])
+                for target in model.values()]
     finally:
-        sqlite_conn.execute("ROLLBACK")
+        for reader in readers:
+            reader.execute("ROLLBACK")
+        for reader in readers[1:]:
+            reader.close()

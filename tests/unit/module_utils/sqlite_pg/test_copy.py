@@ -113,7 +113,7 @@ def test_quarantine_keeps_every_row_accounted_for(pg_db, sqlite_path):
     assert "empty string" in rejects[3][0] and "not an integer" in rejects[4][0]
     assert "date/time" in rejects[5][0] and "not valid JSON" in rejects[6][0] and "\\u0000" in rejects[7][0]
     assert "longer than 5" in rejects[8][0] and "fractional" in rejects[9][0] and "date/time" in rejects[10][0]
-    assert "UTF8" in rejects[11][0] and rejects[11][1]["s"] == {"invalid_utf8_hex": "41ff42"}
+    assert rejects[11][0] == "s: text is not valid UTF-8" and rejects[11][1]["s"] == {"invalid_utf8_hex": "41ff42"}
     verified = run.verify_all(params)
     assert verified["tables"]["bad"]["rejected"] == 10
 
