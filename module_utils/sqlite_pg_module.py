@@ -9,16 +9,18 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.sqlite_pg.connection import HAS_PSYCOPG2
-from ansible.module_utils.sqlite_pg.errors import MigrationError, VerifyError
+from ansible.module_utils.sqlite_pg.errors import MigrationError, ProfileError, VerifyError
 
 
 def run(module, fn):
-    if not HAS_PSYCOPG2:
+    if not HAS_PSYCOPG2 and module.params.get("db"):
         module.fail_json(msg=missing_required_lib("psycopg2"))
     try:
         result = fn(dict(module.params))
     except VerifyError as exc:
         module.fail_json(msg=str(exc), tables=exc.report, changed=False)
+    except ProfileError as exc:
+        module.fail_json(msg=str(exc), changed=False, **exc.report)
     except MigrationError as exc:
         module.fail_json(msg=str(exc), changed=False)
     except Exception as exc:  # an engine bug: still a message, with the trace for a bug report

@@ -123,14 +123,23 @@ class Codec:
         null = "NULL" if self.notnull else "''"
         return f"CASE {fast} WHEN {c} IS NULL THEN {null} {whens} END"
 
+    def clean(self, c):
+        """A cheap condition under which the value certainly converts (speeds up ``problem``)."""
+        return None
+
     def problem(self, c):
-        whens = " ".join(f"WHEN {cond} THEN {'NULL' if out is not None else sql_str(reason)}"
-                         for cond, out, reason in self._careful_rules(c))
+        clean = self.clean(c)
+        whens = (f"WHEN {clean} THEN NULL " if clean else "") + " ".join(
+            f"WHEN {cond} THEN {'NULL' if out is not None else sql_str(reason)}"
+            for cond, out, reason in self._careful_rules(c))
         null = sql_str(NULL_IN_NOT_NULL) if self.notnull else "NULL"
         return f"CASE WHEN {c} IS NULL THEN {null} {whens} ELSE {self.fallback_reason(c)} END"
 
 
 class IntegerCodec(Codec):
+    def clean(self, c):
+        return self.fast_rules(c)[0][0]
+
     def fast_rules(self, c):
         if self.pg_type == "bigint":
             return [(f"typeof({c}) = 'integer'", c)]
@@ -155,6 +164,9 @@ class IntegerCodec(Codec):
 
 
 class FloatCodec(Codec):
+    def clean(self, c):
+        return f"typeof({c}) IN ('real', 'integer')"
+
     def fast_rules(self, c):
         return [(f"typeof({c}) = 'real'", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
 
@@ -170,6 +182,9 @@ class FloatCodec(Codec):
 
 
 class NumericCodec(Codec):
+    def clean(self, c):
+        return f"typeof({c}) = 'integer'"
+
     def fast_rules(self, c):
         return [(f"typeof({c}) = 'integer'", c)]
 
@@ -186,6 +201,9 @@ class NumericCodec(Codec):
 
 
 class BooleanCodec(Codec):
+    def clean(self, c):
+        return self.fast_rules(c)[0][0]
+
     def fast_rules(self, c):
         # PostgreSQL reads '0' and '1' as booleans.
         return [(f"typeof({c}) = 'integer' AND {c} IN (0, 1)", c)]
@@ -324,7 +342,10 @@ class TemporalCodec(Codec):
         kind = sql_str(self.kind)
         fraction = (f"CASE WHEN substr({c}, 20, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
                     f"substr({c}, 21, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END")
-        iso = f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' AND date(substr({c}, 1, 10)) = substr({c}, 1, 10)"
+        # SQLite's date() passes 2024-02-30 through; a '+0 days' modifier normalises it, so an
+        # impossible date no longer equals itself.
+        iso = (f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' "
+               f"AND date(substr({c}, 1, 10), '+0 days') = substr({c}, 1, 10)")
         if self.kind == "date":
             text_rules = [
                 (f"{iso} AND length({c}) = 10", c, None),
@@ -339,7 +360,8 @@ class TemporalCodec(Codec):
             ]
         else:
             zone = " || '+00'" if self.kind == "timestamptz" else ""
-            text_rules = [(f"{iso} AND datetime({c}) IS NOT NULL", f"(datetime({c}) || {fraction}{zone})", None)]
+            text_rules = [(f"{iso} AND datetime({c}) IS NOT NULL",
+                           f"(datetime({c}, '+0 seconds') || {fraction}{zone})", None)]
         return text_rules + [
             (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
              f"s2p_epoch({c}, {kind})", None),
@@ -402,9 +424,11 @@ def _to_decimal(text):
 
 def _valid_utf8(raw):
     try:
-        bytes(raw).decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
+    except AttributeError:  # NULL
+        return None
     return True
 
 

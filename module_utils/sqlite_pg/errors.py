@@ -39,6 +39,14 @@ class VerifyError(MigrationError):
         self.report = report
 
 
+class ProfileError(MigrationError):
+    """The source is not fit to move as asked (corrupt, or more rejects than allowed)."""
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
+
+
 def short_repr(value, limit=80):
     """A value shown safely: truncated, control characters escaped."""
     text = repr(value)

@@ -8,8 +8,9 @@ import contextlib
 
 from . import copy as copier
 from . import ddl, introspect, verify
+from . import profile as profiler
 from .connection import connect_pg, open_sqlite
-from .errors import SchemaError, VerifyError
+from .errors import ProfileError, SchemaError, VerifyError
 from .model import Options, build_model
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
@@ -103,3 +104,21 @@ def verify_all(params, max_diffs=10, orphans="error"):
                              f"{d.get('columns') or d.get('row')}")
         raise VerifyError(f"{len(failed)} of {len(results)} table(s) differ:\n" + "\n".join(lines), report)
     return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results))
+
+
+def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None):
+    """Profile the source (reads SQLite only); raises DataProfileError over ``max_rejects``."""
+    options = options_from(params)
+    sqlite_conn = open_sqlite(params["source"])
+    try:
+        model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
+        result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
+    finally:
+        sqlite_conn.close()
+    result["changed"] = False
+    if result["integrity"] != ["ok"]:
+        raise ProfileError(f"SQLite integrity_check failed: {'; '.join(result['integrity'][:5])}", result)
+    if max_rejects is not None and result["would_reject"] > max_rejects:
+        raise ProfileError(f"{result['would_reject']} row(s) would not convert (max_rejects is {max_rejects}):\n"
+                           + "\n".join(result["summary"]), result)
+    return result

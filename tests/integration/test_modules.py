@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import fetch, make_sqlite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ("sqlite_pg_schema", "sqlite_pg_copy", "sqlite_pg_verify")
+MODULES = ("sqlite_pg_schema", "sqlite_pg_copy", "sqlite_pg_verify", "sqlite_pg_profile")
 
 
 def play(tmp_path, params, tasks, check=False):
@@ -53,6 +53,7 @@ def source(sqlite_path):
 
 
 STEPS = [
+    {"name": "profile", "sqlite_pg_profile": {"max_rejects": 0}},
     {"name": "tables", "sqlite_pg_schema": {}},
     {"name": "copy", "sqlite_pg_copy": {}},
     {"name": "constraints", "sqlite_pg_schema": {"phase": "constraints"}},
@@ -62,17 +63,17 @@ STEPS = [
 
 def test_check_mode_then_real_run_then_rerun(tmp_path, pg_db, source):
     params = dict(pg_db, source=source)
-    checked = play(tmp_path, params, STEPS[:1], check=True)
+    checked = play(tmp_path, params, STEPS[:2], check=True)
     assert checked["tables"]["changed"] and 'CREATE TABLE "public"."users"' in checked["tables"]["queries"][0]
     assert fetch(params, "SELECT to_regclass('users')") == [(None,)]
 
     first = play(tmp_path, params, STEPS)
-    assert [first[s["name"]]["changed"] for s in STEPS] == [True, True, True, False]
+    assert [first[s["name"]]["changed"] for s in STEPS] == [False, True, True, True, False]
     assert first["copy"]["tables"]["ideas"]["rows"] == 300
     assert first["verify"]["tables"]["users"]["source_checksum"] == first["verify"]["tables"]["users"]["target_checksum"]
 
     second = play(tmp_path, params, STEPS)
-    assert [second[s["name"]]["changed"] for s in STEPS] == [False, False, False, False]
+    assert [second[s["name"]]["changed"] for s in STEPS] == [False, False, False, False, False]
     assert second["copy"]["tables"]["ideas"]["status"] == "in_sync"
 
 
@@ -109,7 +110,7 @@ def _argument_spec(module, monkeypatch):
 
     from ansible.module_utils import basic
 
-    for name in ("", ".connection", ".errors", ".run"):
+    for name in ("", ".connection", ".errors", ".run", ".profile"):
         monkeypatch.setitem(sys.modules, "ansible.module_utils.sqlite_pg" + name,
                             importlib.import_module("sqlite_pg" + name))
     spec_path = os.path.join(ROOT, "module_utils", "sqlite_pg_module.py")
