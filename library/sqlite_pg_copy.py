@@ -91,8 +91,7 @@ def main():
         on_error=dict(type="str", default="error", choices=["error", "quarantine"]),
         force=dict(type="bool", default=False),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[("include_tables", "exclude_tables")])
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode))
 
 

@@ -100,8 +100,7 @@ def main():
         on_error=dict(type="str", default="error", choices=["error", "quarantine"]),
         integrity_check=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[("include_tables", "exclude_tables")])
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.profile(p, max_examples=p["max_examples"], check_integrity=p["integrity_check"],
                                          on_error=p["on_error"], max_rejects=p["max_rejects"]))
 

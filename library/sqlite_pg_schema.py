@@ -103,8 +103,7 @@ def main():
         phase=dict(type="str", default="tables", choices=["tables", "constraints", "all"]),
         orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[("include_tables", "exclude_tables")])
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.schema(p, phase=p["phase"], orphans=p["orphans"], check_mode=module.check_mode))
 
 

@@ -79,8 +79,7 @@ def main():
     spec = common_argument_spec()
     spec.update(max_diffs=dict(type="int", default=10),
                 orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[("include_tables", "exclude_tables")])
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"]))
 
 
