@@ -129,6 +129,28 @@ class BenchCluster(Cluster):
     def drop_db(self, name):
         self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def cpu_seconds(self):
+        """CPU seconds used so far by the server: the postmaster, its live children, and the
+        children it has reaped (backends of finished connections, parallel workers)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        with open(os.path.join(self.datadir, "postmaster.pid")) as fh:
+            master = int(fh.readline())
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry), int(fields[1])
+            if pid == master:
+                total += sum(int(f) for f in fields[11:15])      # utime stime cutime cstime
+            elif ppid == master:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def settle(self):
         """Between runs, untimed: flush dirty buffers so no run pays for the previous one's."""
         self.sql("CHECKPOINT")
@@ -197,19 +219,21 @@ class Proc:
             self.out = open(self.out_path, "wb")
             stdout = self.out
         if self.use_time:
-            argv = [GNU_TIME, "-f", "%M", "-o", self.rss_path, *argv]
+            argv = [GNU_TIME, "-f", "%M %U %S", "-o", self.rss_path, *argv]
         self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=self.err, env=env)
         self.returncode = None
         self.maxrss_kb = 0
+        self.cpu = 0.0
 
     def wait(self):
         _pid, status, usage = os.wait4(self.popen.pid, 0)
         self.returncode = self.popen.returncode = os.waitstatus_to_exitcode(status)
         self.maxrss_kb = usage.ru_maxrss
+        self.cpu = usage.ru_utime + usage.ru_stime     # includes the waited-for grandchild under time
         if self.use_time:
             with open(self.rss_path) as fh:
-                lines = fh.read().split()
-            self.maxrss_kb = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+                last = (fh.read().strip().splitlines() or [""])[-1].split()
+            self.maxrss_kb = int(last[0]) if len(last) == 3 and last[0].isdigit() else 0
         for fh in (self.out, self.err):
             if fh:
                 fh.close()
@@ -272,7 +296,7 @@ def run_a(ctx, db):
     wall = time.monotonic() - start
     _check(proc, "A (sqlite_pg)")
     detail = json.loads(proc.stdout_text().strip().splitlines()[-1])
-    return dict(wall=wall, rss_kb=proc.maxrss_kb, detail=detail)
+    return dict(wall=wall, rss_kb=proc.maxrss_kb, cpu=proc.cpu, detail=detail)
 
 
 def run_verify(ctx, db):
@@ -329,7 +353,7 @@ def run_b(ctx, db):
     _check(proc, "pgloader")
     text = proc.stdout_text() + proc.stderr_text()
     errors = [line for line in text.splitlines() if " ERROR " in line or "FATAL" in line]
-    return dict(wall=wall, rss_kb=proc.maxrss_kb, detail=dict(errors=errors[:5]))
+    return dict(wall=wall, rss_kb=proc.maxrss_kb, cpu=proc.cpu, detail=dict(errors=errors[:5]))
 
 
 # --- C: DuckDB ----------------------------------------------------------------------------
@@ -397,7 +421,7 @@ def run_c(ctx, db):
     proc = Proc(argv, ctx["work"], "C").wait()
     wall = time.monotonic() - start
     _check(proc, "DuckDB")
-    return dict(wall=wall, rss_kb=proc.maxrss_kb, detail=json.loads(proc.stdout_text().strip().splitlines()[-1]))
+    return dict(wall=wall, rss_kb=proc.maxrss_kb, cpu=proc.cpu, detail=json.loads(proc.stdout_text().strip().splitlines()[-1]))
 
 
 # --- D: sqlite3 | psql --------------------------------------------------------------------
@@ -439,7 +463,7 @@ def run_d(ctx, db):
     ddl = Proc(psql + ["-1", "-f", script], ctx["work"], "D-psql-keys").wait()
     wall = time.monotonic() - start
     _check(ddl, "psql (keys)")
-    return dict(wall=wall, rss_kb=max(copy_rss, ddl.maxrss_kb),
+    return dict(wall=wall, rss_kb=max(copy_rss, ddl.maxrss_kb), cpu=sum(p.cpu for p in procs) + ddl.cpu,
                 detail=dict(phases=dict(copy=t_copy, keys=wall - t_copy)))
 
 
@@ -476,9 +500,11 @@ def timed_run(ctx, tool, db, keep=False):
     cluster = ctx["cluster"]
     cluster.fresh_db(db)
     cluster.settle()
+    cpu0 = cluster.cpu_seconds()
     try:
         result = RUNNERS[tool](ctx, db)
         result["ok"] = True
+        result["server_cpu"] = cluster.cpu_seconds() - cpu0
     except Exception as exc:  # a failed run is reported, the benchmark goes on
         result = dict(wall=None, rss_kb=None, detail=dict(error=str(exc)[-2000:]), ok=False)
     result["counts"] = target_counts(cluster, db, ctx["counts"])
@@ -505,6 +531,8 @@ def summarize(runs, total_rows):
     med = statistics.median(walls)
     return dict(median=med, min=min(walls), max=max(walls), rows_per_s=total_rows / med,
                 rss_min=min(rss), rss_max=max(rss), ok_runs=len(walls), runs=len(runs),
+                client_cpu=statistics.median(r["cpu"] for r in runs if r["ok"]),
+                server_cpu=statistics.median(r["server_cpu"] for r in runs if r["ok"]),
                 rows_match=all(r["rows_match"] for r in runs))
 
 
@@ -554,21 +582,22 @@ def render(report):
     lines.append("")
     lines.append(f"Command: `{report['command']}`")
     lines.append("")
-    lines.append("| tool | median wall | min | max | rows/s | peak client RSS | rows | A/tool |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| tool | median wall | min | max | rows/s | peak client RSS | client CPU | server CPU | rows "
+                 "| A/tool |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     a = report["summary"].get("A")
     for tool in report["tools"]:
         s = report["summary"][tool]
         if not s.get("ok_runs"):
-            lines.append(f"| {tool}) {TOOLS[tool]} | FAILED | | | | | "
+            lines.append(f"| {tool}) {TOOLS[tool]} | FAILED | | | | | | | "
                          f"{'ok' if s.get('rows_match') else '**ROWS LOST**'} | |")
             continue
         rows = "ok" if s["rows_match"] else "**ROWS LOST / DIFFER**"
         if s["ok_runs"] < s["runs"]:
             rows += f" ({s['runs'] - s['ok_runs']} run(s) failed)"
         lines.append(f"| {tool}) {TOOLS[tool]} | {fmt_s(s['median'])} | {fmt_s(s['min'])} | {fmt_s(s['max'])} | "
-                     f"{s['rows_per_s']:,.0f} | {fmt_rss(s['rss_min'], s['rss_max'])} | {rows} | "
-                     f"{'–' if tool == 'A' else ratio(a, s)} |")
+                     f"{s['rows_per_s']:,.0f} | {fmt_rss(s['rss_min'], s['rss_max'])} | {fmt_s(s['client_cpu'])} | "
+                     f"{fmt_s(s['server_cpu'])} | {rows} | {'–' if tool == 'A' else ratio(a, s)} |")
     lines.append("")
     lines.append("Per round (wall seconds):")
     lines.append("")
@@ -593,15 +622,16 @@ def render(report):
         lines.append("")
         lines.append("Scale series (A and C, median of the runs at each size):")
         lines.append("")
-        lines.append("| size | rows | tool | wall | rows/s | peak client RSS | rows |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| size | rows | tool | wall | rows/s | peak client RSS | client CPU | server CPU | rows |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for entry in report["scale"]:
             for tool, s in entry["summary"].items():
                 if not s.get("ok_runs"):
-                    lines.append(f"| {entry['size']} | {entry['total_rows']:,} | {tool} | FAILED | | | |")
+                    lines.append(f"| {entry['size']} | {entry['total_rows']:,} | {tool} | FAILED | | | | | |")
                     continue
                 lines.append(f"| {entry['size']} | {entry['total_rows']:,} | {tool} | {fmt_s(s['median'])} | "
                              f"{s['rows_per_s']:,.0f} | {fmt_rss(s['rss_min'], s['rss_max'])} | "
+                             f"{fmt_s(s['client_cpu'])} | {fmt_s(s['server_cpu'])} | "
                              f"{'ok' if s['rows_match'] else '**ROWS DIFFER**'} |")
     lines.append("")
     lines.append("Machine: " + f"{m['nproc']} cores ({m['cpu'] or 'unknown CPU'}), {m['memory']} RAM, "
@@ -629,7 +659,10 @@ def render(report):
                  "Peak client RSS is the maximum resident set size of each client process as GNU `time -f %M` "
                  "reports it (`ru_maxrss`; launched through `time` so that the benchmark's own memory is not "
                  "counted) (D: the sum over its "
-                 "concurrent sqlite3 and psql processes); the server's memory is not included. Rows are "
+                 "concurrent sqlite3 and psql processes); the server's memory is not included. Client CPU is "
+                 "user+system seconds of the client processes, server CPU the same for the PostgreSQL "
+                 "processes (postmaster, its children and the backends it reaped) during the run; medians. "
+                 "Rows are "
                  "counted in PostgreSQL after every run and compared with the source.")
     return "\n".join(lines) + "\n"
 
@@ -682,7 +715,8 @@ def parse_args(argv):
 
 def print_summary(report):
     print()
-    print(f"{'tool':<42} {'median':>8} {'min':>8} {'max':>8} {'rows/s':>11} {'peak RSS MB':>12}  rows")
+    print(f"{'tool':<42} {'median':>8} {'min':>8} {'max':>8} {'rows/s':>11} {'peak RSS MB':>12} "
+          f"{'cli CPU':>8} {'srv CPU':>8}  rows")
     a = report["summary"].get("A")
     for tool in report["tools"]:
         s = report["summary"][tool]
@@ -691,7 +725,8 @@ def print_summary(report):
             print(f"{name:<42} FAILED")
             continue
         print(f"{name:<42} {s['median']:>8.2f} {s['min']:>8.2f} {s['max']:>8.2f} {s['rows_per_s']:>11,.0f} "
-              f"{fmt_rss(s['rss_min'], s['rss_max']):>12}  {'ok' if s['rows_match'] else 'ROWS DIFFER'}")
+              f"{fmt_rss(s['rss_min'], s['rss_max']):>12} {s['client_cpu']:>8.2f} {s['server_cpu']:>8.2f}  "
+              f"{'ok' if s['rows_match'] else 'ROWS DIFFER'}")
     for tool in report["tools"]:
         if tool != "A":
             print(f"A/{tool} = {ratio(a, report['summary'][tool])}")
