@@ -74,6 +74,16 @@ options:
     description: Explicit renames, C(table) or C(table.column) -> new name. Names are otherwise kept exactly.
     type: dict
     default: {}
+  models:
+    description:
+      - The app's SQLAlchemy models as C(package.module:Base). Native C(Enum) columns then become
+        PostgreSQL ENUM types whose labels are the enum member names (what SQLAlchemy stores in SQLite),
+        as C(Base.metadata.create_all) would create them.
+      - The module's Python must be able to import the models (and SQLAlchemy).
+    type: str
+  app_path:
+    description: Directory to import O(models) from.
+    type: path
 notes:
   - Requires psycopg2 on the host that runs the module.
   - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the

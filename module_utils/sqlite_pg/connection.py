@@ -40,6 +40,8 @@ def common_argument_spec():
         timestamp_type=dict(type="str", default="timestamp", choices=["timestamp", "timestamptz"]),
         column_types=dict(type="dict", default={}),
         rename=dict(type="dict", default={}),
+        models=dict(type="str"),
+        app_path=dict(type="path"),
     )
 
 

@@ -22,6 +22,7 @@ class Options:
     timestamp_type: str = "timestamp without time zone"
     column_types: dict = field(default_factory=dict)    # "table.column" -> PostgreSQL type
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
+    enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TargetColumn:
     notnull: bool
     default: str | None  # SQLite default text (translated by ddl)
     identity: bool = False
+    enum: tuple | None = None   # (type name, labels) when the column is a PostgreSQL ENUM
 
 
 @dataclass
@@ -110,26 +112,29 @@ def _target_table(sqlite_conn, table, options):
     colname = {c.name: rename.get(f"{table.name}.{c.name}", c.name) for c in table.columns}
     census = _census(sqlite_conn, table, [
         c for c in table.columns
-        if f"{table.name}.{c.name}" not in options.column_types
+        if f"{table.name}.{c.name}" not in options.column_types and f"{table.name}.{c.name}" not in options.enums
         and map_declared(c.declared, options.timestamp_type) is None
     ])
     alias = table.rowid_alias
     columns = []
     for col in table.columns:
         key = f"{table.name}.{col.name}"
-        if key in options.column_types:
+        enum = options.enums.get(key)
+        if enum:
+            pg_type = enum[0]
+        elif key in options.column_types:
             pg_type = normalize_type(options.column_types[key], key)
         else:
             pg_type = map_declared(col.declared, options.timestamp_type) or map_census(census.get(col.name, {}))
         identity = col.name == alias and pg_type in ("bigint", "integer")
         columns.append(TargetColumn(colname[col.name], col.name, pg_type,
-                                    col.notnull or bool(col.pk_position), col.default, identity))
+                                    col.notnull or bool(col.pk_position), col.default, identity, enum))
     target = TargetTable(tname, table, columns, tuple(colname[c] for c in table.primary_key))
     if len({c.name for c in columns}) != len(columns):
         raise SchemaError(f"table {table.name!r}: two columns map to the same PostgreSQL name")
     for c in columns:
         if c.pg_type != map_declared(table.column(c.source).declared, options.timestamp_type) and \
-                f"{table.name}.{c.source}" not in options.column_types:
+                f"{table.name}.{c.source}" not in options.column_types and not c.enum:
             target.notes.append(f"column {c.source!r} declared {table.column(c.source).declared!r}: "
                                 f"typed {c.pg_type} from the values it holds")
     for index in table.indexes:

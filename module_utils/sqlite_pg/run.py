@@ -20,6 +20,11 @@ def options_from(params):
     ts = params.get("timestamp_type") or "timestamp"
     if ts not in TIMESTAMP_TYPES:
         raise SchemaError(f"timestamp_type must be one of {', '.join(TIMESTAMP_TYPES)}")
+    enums = {}
+    if params.get("models"):
+        from .app_models import enum_columns
+
+        enums = enum_columns(params["models"], params.get("app_path"))
     return Options(
         schema=params.get("schema") or "public",
         include_tables=tuple(params.get("include_tables") or ()),
@@ -27,6 +32,7 @@ def options_from(params):
         timestamp_type=TIMESTAMP_TYPES[ts],
         column_types=dict(params.get("column_types") or {}),
         rename=dict(params.get("rename") or {}),
+        enums=enums,
     )
 
 

@@ -209,3 +209,35 @@ def test_database_url_from_environment_then_env_file(tmp_path):
     assert database_url(env, environ={}) == "postgresql://planner_user:p#ss@localhost/idea_planner"
     assert database_url(env, environ={"DATABASE_URL": "sqlite:///other.db"}) == "sqlite:///other.db"
     assert database_url(tmp_path / "missing.env", environ={}) == "sqlite:///bot.db"
+
+
+# --- the app's models name the enum columns: native PostgreSQL ENUM types -------------------
+
+
+def test_models_option_creates_native_enums_the_orm_uses(pg_db, pg_cluster, tmp_path):
+    import os
+
+    source = tmp_path / "bot.db"
+    build(source, users=50, ideas_per_user=2, analyses_per_idea=2, seed=3)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    params = dict(pg_db, source=str(source), models="tests.app.models:Base", app_path=root)
+    planned = run.schema(params, phase="tables", check_mode=True)
+    assert any(q.startswith('CREATE TYPE "public"."analysisstatus" AS ENUM') for q in planned["queries"])
+    run.schema(params, phase="tables")
+    run.copy(params)
+    run.schema(params, phase="constraints")
+    run.verify_all(params)
+    assert not run.schema(params, phase="tables")["changed"]
+    types = dict(fetch(params, "SELECT column_name, udt_name FROM information_schema.columns "
+                               "WHERE table_name IN ('ideas', 'analyses') AND column_name IN ('mode', 'status')"))
+    assert types == {"mode": "analysismode", "status": "analysisstatus"}
+    labels = fetch(params, "SELECT enum_range(NULL::analysisstatus)::text")[0][0]
+    assert labels == "{QUEUED,RUNNING,DONE,FAILED}"
+    engine = make_engine(pg_url(pg_cluster, params["db"]))
+    session = make_session_factory(engine)()
+    first = session.get(Idea, 1)
+    assert isinstance(first.mode, AnalysisMode)
+    session.add(Analysis(idea_id=1, user_id=first.user_id, status=AnalysisStatus.RUNNING))
+    session.commit()
+    session.close()
+    engine.dispose()

@@ -240,3 +240,56 @@ def test_copy_killed_half_way_resumes_without_duplicates_or_gaps(pg_db, tmp_path
         (600_000, 600_000, 1, 600_000)]
     run.schema(params, phase="constraints")
     run.verify_all(params)
+
+
+def test_infinity_in_float_columns_and_refused_in_numeric(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE f (id INTEGER PRIMARY KEY, x FLOAT, d DECIMAL(10,2));",
+                {"f": [(1, 1e999, 1.5), (2, -1e999, 2), (3, 5e-324, 1e999)]})
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params, on_error="quarantine")
+    assert fetch(params, "SELECT x::text FROM f ORDER BY id") == [("Infinity",), ("-Infinity",)]
+    assert result["tables"]["f"]["reasons"] == {"infinity in a numeric column": 1}
+    run.verify_all(params)
+
+
+def test_consistent_snapshot_while_the_app_keeps_writing(pg_db, tmp_path):
+    """WAL mode: the app commits parent+child pairs during the copy; the copy sees whole pairs
+    from one moment, and the app is never blocked."""
+    import threading
+
+    path = str(tmp_path / "live.db")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript("""
+        CREATE TABLE parent (id INTEGER PRIMARY KEY, s TEXT);
+        CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id), s TEXT);""")
+    conn.executemany("INSERT INTO parent VALUES (?, ?)", [(i, "p" * 50) for i in range(1, 200_001)])
+    conn.executemany("INSERT INTO child VALUES (?, ?, ?)", [(i, i, "c" * 50) for i in range(1, 200_001)])
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=path)
+    run.schema(params)
+    stop, written = threading.Event(), []
+
+    def app():
+        writer = sqlite3.connect(path, timeout=1)
+        n = 200_001
+        while not stop.is_set():
+            with writer:
+                writer.execute("INSERT INTO parent VALUES (?, 'new')", (n,))
+                writer.execute("INSERT INTO child VALUES (?, ?, 'new')", (n, n))
+            written.append(n)
+            n += 1
+        writer.close()
+
+    thread = threading.Thread(target=app)
+    thread.start()
+    try:
+        run.copy(params)
+    finally:
+        stop.set()
+        thread.join()
+    assert written, "the app could not write during the copy"
+    parents, children = fetch(params, "SELECT (SELECT count(*) FROM parent), (SELECT count(*) FROM child)")[0]
+    assert parents == children >= 200_000
+    run.schema(params, phase="constraints")   # no orphans: the pairs arrived whole
