@@ -84,6 +84,27 @@ options:
   app_path:
     description: Directory to import O(models) from.
     type: path
+  target:
+    description:
+      - C(create) - this project creates the PostgreSQL schema (M(sqlite_pg_schema)).
+      - C(existing) - the app created it (C(Base.metadata.create_all), C(alembic upgrade head)); nothing is
+        created, tables and columns are matched by name (exactly, then ignoring case), values are converted
+        by the real column types (ENUM labels, uuid, timestamptz, ...), tables only the target has are left
+        alone, and tables load parents first by the target's foreign keys.
+    type: str
+    default: create
+    choices: [create, existing]
+  exclude_columns:
+    description: With O(target=existing), SQLite columns (C(table.column)) to leave out; any other SQLite
+      column without a target column is an error.
+    type: list
+    elements: str
+    default: []
+  column_defaults:
+    description: With O(target=existing), SQL expressions for target-only columns (C(table.column) -> SQL),
+      used instead of their defaults during the load (e.g. C(users.uuid) -> C(gen_random_uuid())).
+    type: dict
+    default: {}
 notes:
   - Requires psycopg2 on the host that runs the module.
   - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the

@@ -56,6 +56,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+notes:
+  description: With O(target=existing), how tables and columns were matched and what target-only columns get.
+  returned: always
+  type: list
+  elements: str
 tables:
   description: Per SQLite table, what happened.
   returned: always

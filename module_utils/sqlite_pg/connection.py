@@ -42,6 +42,9 @@ def common_argument_spec():
         rename=dict(type="dict", default={}),
         models=dict(type="str"),
         app_path=dict(type="path"),
+        target=dict(type="str", default="create", choices=["create", "existing"]),
+        exclude_columns=dict(type="list", elements="str", default=[]),
+        column_defaults=dict(type="dict", default={}),
     )
 
 

@@ -341,6 +341,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         tid = sql.Identifier(schema, target.name)
         cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
                     (target.source.name,))
+        restore = _fill_defaults(cur, schema, target)
         cur.execute("SAVEPOINT s2p_fast")
         freeze = _truncate(cur, schema, target)
         feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
@@ -373,6 +374,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                 raise DataError(target.source.name, key, column, raw.get(column), reason)
             _quarantine(cur, schema, target.source.name, key, reasons, raw, result)
 
+        for stmt in restore:
+            cur.execute(stmt)
         _set_sequence(cur, schema, target, sqlite_conn)
         cur.execute(sql.SQL("ANALYZE {}").format(tid))
         result.seconds = time.monotonic() - start
@@ -386,6 +389,24 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
     if progress:
         progress(target.source.name, result.rows, source_rows, result.seconds)
     return result
+
+
+def _fill_defaults(cur, schema, target):
+    """For target-only columns with an operator-given expression: make it the column default
+    for this load (COPY then fills it in); returns the statements that put the old ones back."""
+    restore = []
+    tid = sql.Identifier(schema, target.name)
+    for column, expr in target.fill.items():
+        cur.execute("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+                    "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %s::regclass AND a.attname = %s",
+                    (tid.as_string(cur), column))
+        old = cur.fetchone()
+        cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+            tid, sql.Identifier(column), sql.SQL(expr)))
+        restore.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} {}").format(
+            tid, sql.Identifier(column),
+            sql.SQL("SET DEFAULT " + old[0]) if old else sql.SQL("DROP DEFAULT")))
+    return restore
 
 
 def parallel_chunks(source, connections, source_rows):

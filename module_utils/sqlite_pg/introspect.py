@@ -81,6 +81,7 @@ class Schema:
     tables: dict = field(default_factory=dict)      # name -> Table, in source order
     views: list = field(default_factory=list)       # view names (listed, not migrated)
     skipped: dict = field(default_factory=dict)     # name -> why it is not migrated
+    notes: list = field(default_factory=list)       # how the tables were bound to an existing schema
 
     def select(self, include=(), exclude=()):
         """The tables to migrate: all, or those in include, minus those in exclude."""

@@ -46,6 +46,7 @@ class TargetTable:
     indexes: list = field(default_factory=list)       # (index name, columns, descending, unique)
     foreign_keys: list = field(default_factory=list)  # dicts: name, columns, ref_table, ref_columns, ...
     notes: list = field(default_factory=list)
+    fill: dict = field(default_factory=dict)          # target-only column -> SQL expression (target: existing)
 
     def column(self, name):
         for col in self.columns:

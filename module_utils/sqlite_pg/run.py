@@ -11,6 +11,7 @@ from . import ddl, introspect, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite
 from .errors import ProfileError, SchemaError, VerifyError
+from .existing import bind_existing
 from .model import Options, build_model
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
@@ -38,7 +39,9 @@ def options_from(params):
 
 @contextlib.contextmanager
 def opened(params):
-    """(sqlite connection, PostgreSQL connection, source schema, target model, options)."""
+    """(sqlite connection, PostgreSQL connection, source schema, target model, options).
+
+    With ``target: existing`` the model is bound to the tables the app created."""
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
@@ -46,6 +49,12 @@ def opened(params):
         model = build_model(sqlite_conn, schema, options)
         pg_conn = connect_pg(params)
         try:
+            if params.get("target", "create") == "existing":
+                with pg_conn.cursor() as cur:
+                    model, notes = bind_existing(cur, model, options.schema, params.get("exclude_columns") or (),
+                                                 params.get("column_defaults"))
+                pg_conn.rollback()
+                schema.notes = notes
             yield sqlite_conn, pg_conn, schema, model, options
         finally:
             pg_conn.close()
@@ -58,8 +67,10 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
     if orphans not in ddl.ORPHAN_POLICIES:
         raise SchemaError(f"orphans must be one of {', '.join(ddl.ORPHAN_POLICIES)}")
     phases = ddl.PHASES if phase == "all" else (phase,)
+    if params.get("target", "create") == "existing":
+        phases = ()   # the app owns the schema: nothing is created, the binding is checked
     with opened(params) as (sqlite_conn, pg_conn, source, model, options):
-        queries, notes, orphan_report = [], [], {}
+        queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
         for one in phases:
             plan = ddl.plan(pg_conn, model, options.schema, one, orphans)
             pg_conn.rollback()
@@ -83,12 +94,13 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
 
 def copy(params, on_error="error", force=False, check_mode=False, progress=None):
     """Copy every selected table; returns per-table results and totals."""
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params) as (sqlite_conn, pg_conn, source, model, options):
         results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
                                      progress=progress, force=force, check_mode=check_mode)
     tables = {r.table: r.as_dict() for r in results}
     return dict(
         changed=any(r.status in ("copied", "would_copy") for r in results),
+        notes=list(getattr(source, "notes", [])),
         tables=tables,
         rows=sum(r.rows for r in results),
         rejected=sum(r.rejected for r in results),

@@ -241,3 +241,54 @@ def test_models_option_creates_native_enums_the_orm_uses(pg_db, pg_cluster, tmp_
     session.commit()
     session.close()
     engine.dispose()
+
+
+# --- data only, into the schema the app created itself (the guide's step 3.2) ---------------
+
+
+def test_data_only_into_the_apps_own_schema(pg_db, pg_cluster, tmp_path):
+    from sqlalchemy import create_engine as sa_engine
+
+    from sqlite_pg.errors import MigrationError, SchemaError
+    from tests.app.models import Base
+
+    source = tmp_path / "bot.db"
+    build(source, users=60, ideas_per_user=2, analyses_per_idea=2, seed=5)
+    url = pg_url(pg_cluster, pg_db["db"])
+    engine = sa_engine(url)
+    Base.metadata.create_all(engine)        # native ENUMs, integer keys, the app's own names
+    with engine.begin() as conn:            # the guide's step 3.1: users gain a uuid column
+        conn.execute(text("ALTER TABLE users ADD COLUMN uuid uuid UNIQUE"))
+        conn.execute(text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
+    engine.dispose()
+
+    params = dict(pg_db, source=str(source), target="existing", column_defaults={"users.uuid": "gen_random_uuid()"})
+    assert not run.schema(params)["changed"]          # nothing is created in an app-owned schema
+    result = run.copy(params)
+    assert result["rows"] == 60 + 120 + 240 and result["rejected"] == 0
+    assert any("users.uuid: not in SQLite, filled with gen_random_uuid()" in n for n in result["notes"])
+    run.verify_all(params)
+    assert fetch(params, "SELECT count(DISTINCT uuid), count(*) FROM users") == [(60, 60)]
+    assert fetch(params, "SELECT column_default FROM information_schema.columns "
+                         "WHERE table_name = 'users' AND column_name = 'uuid'") == [(None,)]   # put back
+    assert fetch(params, "SELECT udt_name FROM information_schema.columns WHERE table_name = 'analyses' "
+                         "AND column_name = 'status'") == [("analysisstatus",)]
+    assert fetch(params, "SELECT version_num FROM alembic_version") == [("abc123",)]   # left alone
+
+    session = make_session_factory(make_engine(url))()
+    user = User(telegram_id="after-migration")      # the identity/serial continues past max(id)
+    session.add(user)
+    session.commit()
+    assert user.id == 61
+    session.close()
+
+    # A SQLite column with nowhere to go is an error, unless excluded.
+    fetch(params, "ALTER TABLE ideas DROP COLUMN mode; SELECT 1")
+    with pytest.raises(SchemaError, match=r"column ideas.mode has no column in public.ideas"):
+        run.copy(params)
+    again = run.copy(dict(params, include_tables=["ideas"], exclude_columns=["ideas.mode"]))
+    assert again["tables"]["ideas"]["status"] == "in_sync"
+    # users took a write on PostgreSQL since: a recopy would lose it, so it is refused.
+    with pytest.raises(MigrationError, match="'users' must be copied again but other tables' foreign keys"):
+        run.copy(dict(params, include_tables=["users"]))
