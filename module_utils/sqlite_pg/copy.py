@@ -314,7 +314,7 @@ def _copy_sql(schema, table, columns, freeze=False):
 
 
 def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=None, force=False,
-               check_mode=False, ledger=None, readers=()):
+               check_mode=False, ledger=None, readers=(), loading=()):
     """Copy one table; returns a TableResult. Commits its own transaction.
 
     ``readers``: more SQLite connections on the same snapshot, to format a large table's
@@ -343,7 +343,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                     (target.source.name,))
         restore = _fill_defaults(cur, schema, target)
         cur.execute("SAVEPOINT s2p_fast")
-        freeze = _truncate(cur, schema, target)
+        freeze = _truncate(cur, schema, target, loading)
         feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
         try:
             cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
@@ -356,7 +356,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         if not fast:
             # PostgreSQL refused something the SQL checks cannot see: go chunk by chunk.
             cur.execute("ROLLBACK TO SAVEPOINT s2p_fast")
-            _truncate(cur, schema, target)
+            _truncate(cur, schema, target, loading)
             copied, nbytes, bad_ranges, refused = _careful_copy(cur, source, schema, target, columns)
         else:
             refused = []
@@ -415,19 +415,29 @@ def parallel_chunks(source, connections, source_rows):
     return [source.on(conn).chunks(start=lo, end=hi) for conn, (lo, hi) in zip(connections, ranges, strict=False)]
 
 
-def _truncate(cur, schema, target):
-    """Empty the table for a fresh load. True when COPY may use FREEZE (emptied in this transaction)."""
+def _truncate(cur, schema, target, loading=()):
+    """Empty the table for a fresh load. True when COPY may use FREEZE (emptied in this transaction).
+
+    A table other tables reference is emptied with CASCADE only when every referencing table
+    is loaded in this run too (parents load first, so the children are copied again after);
+    otherwise rows the app wrote on PostgreSQL could be lost, and the copy refuses.
+    """
     tid = sql.Identifier(schema, target.name)
     cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(tid))
     has_rows = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM pg_constraint WHERE confrelid = %s::regclass AND contype = 'f'",
-                (tid.as_string(cur),))
-    referenced = cur.fetchone()[0] > 0
-    if referenced:
-        if has_rows:
+    cur.execute("SELECT DISTINCT conrelid::regclass::text, c.relname FROM pg_constraint k "
+                "JOIN pg_class c ON c.oid = k.conrelid WHERE confrelid = %s::regclass AND contype = 'f' "
+                "AND conrelid <> confrelid", (tid.as_string(cur),))
+    referencing = cur.fetchall()
+    if referencing:
+        if not has_rows:
+            return False
+        outside = sorted(name for name, relname in referencing if relname not in loading)
+        if outside:
             raise MigrationError(
-                f"table {target.name!r} must be copied again but other tables' foreign keys reference it; "
-                "drop those constraints (or recreate the target) before a full recopy")
+                f"table {target.name!r} must be copied again but tables outside this run reference it "
+                f"({', '.join(outside)}); include them, or drop those foreign keys first")
+        cur.execute(sql.SQL("TRUNCATE {} CASCADE").format(tid))
         return False
     cur.execute(sql.SQL("TRUNCATE {}").format(tid))
     return True
@@ -513,7 +523,7 @@ def _quarantine(cur, schema, table, key, reasons, raw, result):
 
 
 def _set_sequence(cur, schema, target, sqlite_conn):
-    """Identity/serial sequences past max(id), and past SQLite's AUTOINCREMENT high-water mark."""
+    """Identity/serial sequences past max(id) on both sides, and past SQLite's AUTOINCREMENT high-water mark."""
     from .introspect import sqlite_sequence
 
     high_water = sqlite_sequence(sqlite_conn).get(target.source.name, 0) or 0
@@ -525,7 +535,12 @@ def _set_sequence(cur, schema, target, sqlite_conn):
             continue
         cur.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(col.name),
                                                              sql.Identifier(schema, target.name)))
-        top = max(cur.fetchone()[0] or 0, int(high_water))
+        # Past the source's own maximum too: a quarantined row keeps its key, and a new row
+        # must never take it (a rollback brings both back into SQLite).
+        source_top = sqlite_conn.execute(
+            f"SELECT max({quote_ident(col.source)}) FROM {quote_ident(target.source.name)} "
+            f"WHERE typeof({quote_ident(col.source)}) = 'integer'").fetchone()[0]
+        top = max(cur.fetchone()[0] or 0, int(high_water), source_top or 0)
         cur.execute("SELECT setval(%s, %s, %s)", (seq, max(top, 1), top > 0))
 
 
@@ -542,8 +557,9 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
     for reader in readers:
         convert.register_functions(reader)
     try:
+        loading = {t.name for t in model.values()}
         return [copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode, ledger,
-                           readers[1:]) for target in model.values()]
+                           readers[1:], loading) for target in model.values()]
     except Exception:
         pg_conn.rollback()
         raise

@@ -140,3 +140,25 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
         raise ProfileError(f"{result['would_reject']} row(s) would not convert (max_rejects is {max_rejects}):\n"
                            + "\n".join(result["summary"]), result)
     return result
+
+
+def copy_back(params, check_mode=False):
+    """Rollback's data path: tables that differ are rewritten in SQLite from PostgreSQL."""
+    import sqlite3
+
+    from . import copy_back as back
+
+    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+        checked = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema)
+        differ = {r["table"] for r in checked if r["problems"]}
+        todo = {name: target for name, target in model.items() if name in differ}
+        results = {r["table"]: dict(table=r["table"], status="in_sync", postgresql_rows=r["target_rows"])
+                   for r in checked if r["table"] not in differ}
+        if todo:
+            writer = sqlite3.connect(params["source"], timeout=30, isolation_level=None)
+            try:
+                for r in back.copy_back(writer, pg_conn, todo, options.schema, check_mode):
+                    results[r["table"]] = r
+            finally:
+                writer.close()
+    return dict(changed=bool(todo), tables=results)

@@ -1,0 +1,134 @@
+"""Rollback's data path: bring what PostgreSQL holds now back into the SQLite file.
+
+After cutover the app writes to PostgreSQL; a rollback must not lose those writes. Each
+migrated table of the SQLite file is rewritten from PostgreSQL in one SQLite transaction
+(the app is stopped): rows are deleted and inserted again from PostgreSQL, except the rows
+that the copy quarantined (they never reached PostgreSQL and stay as they were). Values
+go back in the forms SQLAlchemy writes on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, 0/1,
+JSON text, enum names). Afterwards ``sqlite_pg_verify`` proves both sides equal.
+
+Tables whose content already matches (same count and checksum) are left alone, so a
+rerun changes nothing.
+"""
+
+import datetime
+import decimal
+import json
+import sqlite3
+import time
+import uuid
+
+import psycopg2
+from psycopg2 import sql
+
+from .copy import REJECTS, target_codecs
+from .errors import MigrationError
+from .introspect import quote_ident
+
+_BATCH = 5000
+
+
+def to_sqlite(value, declared=""):
+    """A value read from PostgreSQL, in the form the app's SQLite file uses."""
+    if isinstance(value, bool):
+        return int(value)
+    if value is None or isinstance(value, (int, float, str, bytes)):
+        return value
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, datetime.time):
+        return value.strftime("%H:%M:%S.%f")
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() and "INT" in declared.upper() else float(value)
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if isinstance(value, uuid.UUID):
+        return value.hex if "32" in declared else str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _kept_keys(cur, schema, table):
+    """Keys of the rows quarantined for ``table``: they stay in SQLite as they are."""
+    cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, REJECTS).as_string(cur),))
+    if cur.fetchone()[0] is None:
+        return []
+    cur.execute(sql.SQL("SELECT source_key FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
+                (table,))
+    return [r[0] for r in cur.fetchall()]
+
+
+def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
+    start = time.monotonic()
+    table = target.source
+    qname = quote_ident(table.name)
+    with pg_conn.cursor() as cur:
+        target_codecs(cur, schema, target)   # the target table and its columns must exist
+        kept = _kept_keys(cur, schema, table.name)
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
+        pg_rows = cur.fetchone()[0]
+    pg_conn.rollback()
+    sqlite_rows = sqlite_conn.execute(f"SELECT count(*) FROM {qname}").fetchone()[0]
+    result = dict(table=table.name, postgresql_rows=pg_rows, sqlite_rows_before=sqlite_rows, kept=len(kept))
+    if check_mode:
+        result["status"] = "would_copy_back"
+        return result
+
+    key_cols = list(table.primary_key) or ["rowid"]
+    declared = {c.source: table.column(c.source).declared for c in target.columns}
+    sqlite_conn.execute("CREATE TEMP TABLE IF NOT EXISTS s2p_kept (k TEXT PRIMARY KEY)")
+    sqlite_conn.execute("DELETE FROM s2p_kept")
+    sqlite_conn.executemany("INSERT OR IGNORE INTO s2p_kept VALUES (?)",
+                            [(json.dumps([k.get(c) for c in key_cols]),) for k in kept])
+    key_json = "json_array(" + ", ".join(quote_ident(c) if c != "rowid" else "rowid" for c in key_cols) + ")"
+    deleted = sqlite_conn.execute(
+        f"DELETE FROM {qname} WHERE {key_json} NOT IN (SELECT k FROM s2p_kept)").rowcount
+
+    names = [c.source for c in target.columns]
+    insert = (f"INSERT INTO {qname} ({', '.join(quote_ident(n) for n in names)}) "
+              f"VALUES ({', '.join('?' * len(names))})")
+    inserted = 0
+    with pg_conn.cursor(name="s2p_copy_back") as cur:   # server-side: bounded memory
+        cur.itersize = _BATCH
+        cur.execute(sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(c.name) for c in target.columns),
+            sql.Identifier(schema, target.name)))
+        while True:
+            rows = cur.fetchmany(_BATCH)
+            if not rows:
+                break
+            sqlite_conn.executemany(insert, [
+                tuple(to_sqlite(v, declared[n]) for v, n in zip(row, names, strict=True)) for row in rows])
+            inserted += len(rows)
+    pg_conn.rollback()
+    result.update(status="copied_back", deleted=deleted, inserted=inserted,
+                  seconds=round(time.monotonic() - start, 3))
+    return result
+
+
+def copy_back(sqlite_conn, pg_conn, model, schema, check_mode=False):
+    """Rewrite the given tables of the model from PostgreSQL, in one SQLite transaction."""
+    sqlite_conn.execute("PRAGMA foreign_keys = OFF")   # parents and children are rewritten together
+    try:
+        sqlite_conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise MigrationError(f"cannot lock the SQLite file for the rollback (is the app still running?): {exc}") \
+            from None
+    try:
+        results = [copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode) for target in model.values()]
+        if check_mode:
+            sqlite_conn.execute("ROLLBACK")
+        else:
+            sqlite_conn.execute("COMMIT")
+    except (sqlite3.Error, psycopg2.Error) as exc:
+        sqlite_conn.execute("ROLLBACK")
+        raise MigrationError(f"copy back failed, the SQLite file is unchanged: {exc}") from None
+    except Exception:
+        sqlite_conn.execute("ROLLBACK")
+        raise
+    return results

@@ -1,0 +1,66 @@
+"""Rollback's data path: every write made on PostgreSQL after cutover ends up in SQLite."""
+
+import sqlite3
+
+from sqlite_pg import run
+from tests.conftest import fetch, make_sqlite, migrate
+
+DDL = """
+CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, active BOOLEAN, created DATETIME, meta JSON);
+CREATE TABLE ideas (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), text TEXT);
+CREATE TABLE tags (name TEXT, n);
+"""
+
+
+def test_writes_after_cutover_come_back_and_quarantined_rows_stay(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, DDL, {
+        "users": [(1, "ann", 1, "2024-01-01 10:00:00.000000", '{"a": 1}'),
+                  (2, "bob", 0, "2024-01-02 10:00:00.500000", None),
+                  (3, "bad\x00name", 1, None, None)],          # quarantined: never reaches PostgreSQL
+        "ideas": [(1, 1, "first"), (2, 2, "second")],
+        "tags": [("x", 1), ("x", 1)],
+    })
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params, on_error="quarantine")
+    # The app, now on PostgreSQL, writes:
+    new_id = fetch(params, "INSERT INTO users (name, active, created, meta) VALUES ('cy', true, "
+                           "'2024-03-01 09:30:00.25', '{\"b\": [1, 2]}') RETURNING id")
+    assert new_id == [(4,)]   # past the quarantined row's key, which stays reserved
+    fetch(params, "UPDATE ideas SET text = 'edited' WHERE id = 2 RETURNING id")
+    fetch(params, "DELETE FROM ideas WHERE id = 1 RETURNING id")
+    fetch(params, "INSERT INTO ideas (user_id, text) VALUES (4, 'new idea') RETURNING id")
+    fetch(params, "INSERT INTO tags VALUES ('y', 2) RETURNING name")
+
+    planned = run.copy_back(params, check_mode=True)
+    assert planned["changed"] and planned["tables"]["ideas"]["status"] == "would_copy_back"
+    assert sqlite3.connect(sqlite_path).execute("SELECT count(*) FROM ideas").fetchone()[0] == 2   # untouched
+
+    back = run.copy_back(params)
+    assert back["changed"]
+    conn = sqlite3.connect(sqlite_path)
+    users = conn.execute("SELECT id, name, active, created, meta FROM users ORDER BY id").fetchall()
+    assert users == [(1, "ann", 1, "2024-01-01 10:00:00.000000", '{"a": 1}'),
+                     (2, "bob", 0, "2024-01-02 10:00:00.500000", None),
+                     (3, "bad\x00name", 1, None, None),
+                     (4, "cy", 1, "2024-03-01 09:30:00.250000", '{"b": [1, 2]}')]
+    assert conn.execute("SELECT id, user_id, text FROM ideas ORDER BY id").fetchall() == [
+        (2, 2, "edited"), (3, 4, "new idea")]
+    assert sorted(conn.execute("SELECT name, n FROM tags").fetchall()) == [("x", 1), ("x", 1), ("y", 2)]
+    conn.close()
+    run.verify_all(params)   # both sides equal again (the quarantined row accounted for)
+    assert not run.copy_back(params)["changed"]   # a rerun changes nothing
+
+
+def test_migrate_again_after_a_rollback(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, DDL, {"users": [(1, "ann", 1, None, None)], "ideas": [(1, 1, "first")], "tags": []})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    fetch(params, "INSERT INTO ideas (user_id, text) VALUES (1, 'on postgres') RETURNING id")
+    run.copy_back(params)                                   # rollback: SQLite has both ideas
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("INSERT INTO users VALUES (2, 'bob', 0, NULL, NULL)")   # the app, back on SQLite, writes
+    conn.commit()
+    conn.close()
+    again = migrate(params)                                  # parents emptied with their children, both reloaded
+    assert again["tables"]["users"]["rows"] == 2 and again["tables"]["ideas"]["rows"] == 2
+    run.verify_all(params)
