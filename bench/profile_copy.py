@@ -44,7 +44,7 @@ def _timed(fn):
 
 def split_tables(cluster, source, work):
     db = cluster.fresh_db("profile_split")
-    params = dict(source=source, login_unix_socket=cluster.sockdir, port=cluster.port, login_user="postgres", db=db)
+    params = bench.params_for(dict(source=source, cluster=cluster), db)
     engine.schema(params, phase="tables")
     rows = []
     with engine.opened(params) as (sconn, pconn, _schema, model, _options):
@@ -122,8 +122,7 @@ def py_spy(cluster, source, work, cache):
     if not os.path.exists(spy):
         subprocess.run([duck["python"], "-m", "pip", "install", "-q", "py-spy"], check=True, capture_output=True)
     db = cluster.fresh_db("profile_spy")
-    params = json.dumps(dict(source=source, login_unix_socket=cluster.sockdir, port=cluster.port,
-                             login_user="postgres", db=db))
+    params = json.dumps(bench.params_for(dict(source=source, cluster=cluster), db))
     for what, code in (("A (schema tables + copy + constraints)", bench.A_CODE), ("verify_all", bench.VERIFY_CODE)):
         cluster.settle()
         raw = os.path.join(work, "spy.raw")

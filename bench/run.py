@@ -285,8 +285,14 @@ print(json.dumps(dict(seconds=time.monotonic() - t0, rows=res["rows"],
 
 
 def params_for(ctx, db):
-    return dict(source=ctx["source"], login_unix_socket=ctx["cluster"].sockdir, port=ctx["cluster"].port,
-                login_user="postgres", db=db)
+    """The options an Ansible task with only the connection set would pass: every module
+    default from the engine's argument spec (as playbooks/migrate.yml leaves them)."""
+    from sqlite_pg.connection import common_argument_spec
+
+    params = {k: v.get("default") for k, v in common_argument_spec().items()}
+    params.update(source=ctx["source"], login_unix_socket=ctx["cluster"].sockdir, port=ctx["cluster"].port,
+                  login_user="postgres", db=db)
+    return params
 
 
 def run_a(ctx, db):
