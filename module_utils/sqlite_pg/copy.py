@@ -38,7 +38,7 @@ PARALLEL_READERS = 2
 @dataclass
 class TableResult:
     table: str
-    status: str                 # copied | in_sync | would_copy
+    status: str                 # copied | appended | in_sync | would_copy | would_append
     rows: int = 0               # rows now in the target from this source table
     rejected: int = 0           # rows quarantined in _migration_rejects
     bytes: int = 0
@@ -333,18 +333,25 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
             if cur.fetchone()[0] == done[2]:
                 pg_conn.rollback()
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
+        append_after = _appendable(cur, schema, target, done, source_rows, max_rowid) if not force else None
         if check_mode:
             pg_conn.rollback()
-            return TableResult(target.source.name, "would_copy", rows=source_rows)
+            return TableResult(target.source.name, "would_append" if append_after else "would_copy",
+                               rows=source_rows)
 
         ensure_bookkeeping(cur, schema)
         tid = sql.Identifier(schema, target.name)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
-                    (target.source.name,))
+        if append_after is None:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
+                        (target.source.name,))
         restore = _fill_defaults(cur, schema, target)
         cur.execute("SAVEPOINT s2p_fast")
-        freeze = _truncate(cur, schema, target, loading)
-        feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
+        if append_after is None:
+            freeze = _truncate(cur, schema, target, loading)
+            feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
+        else:
+            freeze = False
+            feed = _Feed([source.chunks(start=append_after)])
         try:
             cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
             copied, nbytes, bad_ranges = feed.rows, feed.bytes, feed.bad_ranges
@@ -356,13 +363,16 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         if not fast:
             # PostgreSQL refused something the SQL checks cannot see: go chunk by chunk.
             cur.execute("ROLLBACK TO SAVEPOINT s2p_fast")
-            _truncate(cur, schema, target, loading)
-            copied, nbytes, bad_ranges, refused = _careful_copy(cur, source, schema, target, columns)
+            if append_after is None:
+                _truncate(cur, schema, target, loading)
+            copied, nbytes, bad_ranges, refused = _careful_copy(cur, source, schema, target, columns, append_after)
         else:
             refused = []
         cur.execute("RELEASE SAVEPOINT s2p_fast")
 
         result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes)
+        if append_after is not None:
+            result.status, result.rows, result.rejected = "appended", done[2] + copied, done[3]
         rejects = []
         for lo, hi in bad_ranges:
             for key, reasons, raw in source.bad_rows(lo, hi):
@@ -389,6 +399,19 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
     if progress:
         progress(target.source.name, result.rows, source_rows, result.seconds)
     return result
+
+
+def _appendable(cur, schema, target, done, source_rows, max_rowid):
+    """The rowid after which only new rows were added since the last copy, or None.
+
+    The catch-up for apps that mostly insert: rows past the recorded highest rowid are
+    appended instead of copying the table again. Updates and deletes of older rows are not
+    seen here; verification is the check, and a table that fails it is copied with force.
+    """
+    if not done or done[1] is None or max_rowid is None or max_rowid <= done[1] or source_rows <= done[0]:
+        return None
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
+    return (done[1],) if cur.fetchone()[0] == done[2] else None
 
 
 def _fill_defaults(cur, schema, target):
@@ -443,7 +466,7 @@ def _truncate(cur, schema, target, loading=()):
     return True
 
 
-def _careful_copy(cur, source, schema, target, columns):
+def _careful_copy(cur, source, schema, target, columns, start=None):
     """Chunk by chunk, each in a savepoint; a refused chunk is bisected to the refused rows."""
     copied = nbytes = 0
     bad_ranges, refused = [], []
@@ -476,7 +499,7 @@ def _careful_copy(cur, source, schema, target, columns):
             bisect(lo, keys[:mid])
             bisect(keys[mid - 1], keys[mid:])
 
-    for lo, hi, rows, good, payload in source.chunks(careful=True):
+    for lo, hi, rows, good, payload in source.chunks(careful=True, start=start):
         if rows != good:
             bad_ranges.append((lo, hi))
         if attempt(payload) is None:

@@ -99,7 +99,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress=None)
                                      progress=progress, force=force, check_mode=check_mode)
     tables = {r.table: r.as_dict() for r in results}
     return dict(
-        changed=any(r.status in ("copied", "would_copy") for r in results),
+        changed=any(r.status != "in_sync" for r in results),
         notes=list(getattr(source, "notes", [])),
         tables=tables,
         rows=sum(r.rows for r in results),

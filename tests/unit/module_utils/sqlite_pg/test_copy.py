@@ -293,3 +293,27 @@ def test_consistent_snapshot_while_the_app_keeps_writing(pg_db, tmp_path):
     parents, children = fetch(params, "SELECT (SELECT count(*) FROM parent), (SELECT count(*) FROM child)")[0]
     assert parents == children >= 200_000
     run.schema(params, phase="constraints")   # no orphans: the pairs arrived whole
+
+
+def test_rows_added_since_the_copy_are_appended_and_changes_are_left_to_verify(pg_db, sqlite_path):
+    from sqlite_pg.errors import VerifyError
+
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);", {"t": [(i, "x") for i in range(100)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    conn = sqlite3.connect(sqlite_path)
+    conn.executemany("INSERT INTO t VALUES (?, 'new')", [(i,) for i in range(100, 150)])
+    conn.commit()
+    assert run.copy(params, check_mode=True)["tables"]["t"]["status"] == "would_append"
+    result = run.copy(params)["tables"]["t"]
+    assert (result["status"], result["rows"]) == ("appended", 150)
+    run.verify_all(params)
+    conn.execute("UPDATE t SET s = 'changed' WHERE id = 5")
+    conn.execute("INSERT INTO t VALUES (150, 'new')")
+    conn.commit()
+    conn.close()
+    assert run.copy(params)["tables"]["t"]["status"] == "appended"
+    with pytest.raises(VerifyError):               # the update is not appended: verify sees it
+        run.verify_all(params)
+    assert run.copy(params, force=True)["tables"]["t"]["status"] == "copied"
+    run.verify_all(params)

@@ -1,0 +1,156 @@
+"""migrate.yml and rollback.yml end to end, on this machine, against a PostgreSQL the
+operator brings (no db_servers: nothing is installed), with the app running as a real
+process that keeps writing. Every write the app committed must be found on the side it
+ends up on: PostgreSQL after cutover, SQLite after rollback.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psycopg2
+import pytest
+import yaml
+
+from scripts.make_demo_db import build
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PASSWORD = "app-secret/with:odd@chars"
+
+
+@pytest.fixture
+def app(tmp_path, pg_cluster):
+    """An app directory with bot.db and .env, the app's own database role (owner of its
+    database, nothing more), and an inventory for it."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    build(app_dir / "bot.db", users=300, ideas_per_user=2, analyses_per_idea=2, seed=11)
+    (app_dir / ".env").write_text(f"DATABASE_URL=sqlite:///{app_dir / 'bot.db'}\nOTHER=kept\n")
+    db = f"app_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    admin = psycopg2.connect(host=pg_cluster.sockdir, port=pg_cluster.port, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS planner")
+        cur.execute("CREATE ROLE planner LOGIN PASSWORD %s", (PASSWORD,))
+        cur.execute(f'CREATE DATABASE "{db}" OWNER planner')
+    pidfile = app_dir / "app.pid"
+    python = sys.executable
+    writer = os.path.join(ROOT, "tests", "app", "writer.py")
+    start = f"nohup {python} {writer} {app_dir} >> {app_dir}/app.out 2>&1 & echo $! > {pidfile}"
+    inventory = {"all": {"children": {"app_servers": {"hosts": {"localhost": None}}, "db_servers": {"hosts": {}}},
+                         "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": python,
+        "migration_source": str(app_dir / "bot.db"), "migration_env_file": str(app_dir / ".env"),
+        "migration_db_host": "127.0.0.1", "migration_db_port": pg_cluster.port, "migration_db_name": db,
+        "migration_db_user": "planner", "migration_db_password": PASSWORD, "migration_ssl_mode": "disable",
+        "migration_report_dir": str(tmp_path / "reports"),
+        "migration_app_stop_command": f"sh -c 'kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
+                                      f"do sleep 0.1; done'",
+        "migration_app_start_command": f"sh -c '{start}'",
+        "migration_health_command": f"sh -c 'sleep 0.5; kill -0 $(cat {pidfile})'",
+    }}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    subprocess.run(["sh", "-c", start], check=True)
+    yield dict(dir=app_dir, inventory=str(tmp_path / "inventory.yml"), db=db, pidfile=pidfile,
+               params=dict(login_host="127.0.0.1", port=pg_cluster.port, login_user="planner",
+                           login_password=PASSWORD, db=db, ssl_mode="disable", source=str(app_dir / "bot.db")),
+               reports=tmp_path / "reports")
+    if pidfile.exists():
+        subprocess.run(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null"], check=False)
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+    admin.close()
+
+
+def playbook(app, name, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+                           os.path.join(ROOT, "playbooks", name), *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
+    assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
+    return out["stats"]["localhost"]
+
+
+def written(app):
+    if not (app["dir"] / "writes.log").exists():
+        return []
+    return [line.strip() for line in (app["dir"] / "writes.log").read_text().splitlines()
+            if line and not line.startswith("#")]
+
+
+def wait_for_writes(app, more_than):
+    deadline = time.monotonic() + 30
+    while len(written(app)) <= more_than and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(written(app)) > more_than, (app["dir"] / "app.out").read_text()[-3000:]
+
+
+def pg_users(app):
+    conn = psycopg2.connect(host="127.0.0.1", port=app["params"]["port"], user="planner",
+                            password=PASSWORD, dbname=app["db"])
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT telegram_id FROM users")
+        found = {r[0] for r in cur.fetchall()}
+    conn.close()
+    return found
+
+
+def sqlite_users(app):
+    conn = sqlite3.connect(app["dir"] / "bot.db")
+    found = {r[0] for r in conn.execute("SELECT telegram_id FROM users")}
+    conn.close()
+    return found
+
+
+def test_migrate_rollback_migrate_with_a_live_app(app):
+    wait_for_writes(app, 20)                       # the app writes to SQLite
+
+    first = playbook(app, "migrate.yml")
+    assert first["failures"] == 0 and first["changed"] > 0
+    before_cutover = written(app)
+    lost = set(before_cutover) - pg_users(app)
+    wait_for_writes(app, len(before_cutover) + 20)  # the app, restarted, writes to PostgreSQL
+    assert "postgresql+psycopg2" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
+    assert lost == set(), f"{len(lost)} writes made on SQLite are missing in PostgreSQL"
+    env = (app["dir"] / ".env").read_text()
+    assert "OTHER=kept" in env and "%2F" in env and oct((app["dir"] / ".env").stat().st_mode & 0o777) == "0o600"
+    state = json.loads((app["dir"] / ".sqlite_pg" / "state.json").read_text())
+    assert state["migrated"] and float(state["write_downtime_seconds"]) < 60
+    report = json.loads(next(app["reports"].glob("*.json")).read_text())
+    assert report["write_downtime_seconds"] == state["write_downtime_seconds"]
+    # The app also updated old rows while the bulk copy ran: appending new rows was not
+    # enough, verification said so, and the tables were copied again before cutover.
+    assert all(t["ok"] for t in report["verify"].values())
+    assert {t["status"] for t in report["final_copy"].values()} == {"copied"}
+
+    again = playbook(app, "migrate.yml")
+    assert again["changed"] == 0                  # already on PostgreSQL: nothing changes
+
+    back = playbook(app, "rollback.yml", "-e", "migration_confirm_rollback=true")
+    assert back["changed"] > 0
+    on_postgres = written(app)
+    lost = set(on_postgres) - sqlite_users(app)
+    assert lost == set(), f"{len(lost)} writes made on PostgreSQL are missing in SQLite after rollback"
+    assert (app["dir"] / ".env").read_text().startswith(f"DATABASE_URL=sqlite:///{app['dir'] / 'bot.db'}")
+    wait_for_writes(app, len(on_postgres) + 20)   # back on SQLite, writing
+
+    assert playbook(app, "rollback.yml", "-e", "migration_confirm_rollback=true")["changed"] == 0
+
+    third = playbook(app, "migrate.yml")           # and forward again
+    assert third["failures"] == 0
+    assert set(written(app)) - pg_users(app) - set(written(app)[-5:]) == set()
+
+
+def test_rollback_needs_confirmation(app):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+                           os.path.join(ROOT, "playbooks", "rollback.yml")], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "migration_confirm_rollback=true" in proc.stdout
+    os.kill(int(app["pidfile"].read_text()), signal.SIGTERM)
