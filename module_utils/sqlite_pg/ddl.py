@@ -13,6 +13,8 @@ schema plans nothing. A target column of another type is drift: reported, never 
 import re
 from dataclasses import dataclass, field
 
+import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from .errors import SchemaError
@@ -26,6 +28,9 @@ class Plan:
     statements: list = field(default_factory=list)   # psycopg2.sql.Composed, in order
     notes: list = field(default_factory=list)        # what was decided and why, for the operator
     orphans: dict = field(default_factory=dict)      # fk name -> {table, count, sample}
+    # statement index -> (schema, table, fk, policy): foreign keys added optimistically; apply()
+    # looks for orphans only when PostgreSQL refuses one (the check is the constraint itself).
+    foreign_keys: dict = field(default_factory=dict)
 
     def as_strings(self, conn):
         return [s.as_string(conn) for s in self.statements]
@@ -221,7 +226,12 @@ def translate_default(default, pg_type):
 # --- phase 2: constraints, indexes, foreign keys ----------------------------------------
 
 
-def plan_constraints(pg_conn, model, schema, orphans="error", sample=5):
+def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for_orphans=True):
+    """Keys, indexes (including one for every foreign key no index covers) and foreign keys.
+
+    With ``look_for_orphans`` (check mode) orphans are counted now; otherwise the foreign
+    key is simply added and ``apply`` counts them only if PostgreSQL refuses it.
+    """
     plan = Plan()
     with pg_conn.cursor() as cur:
         constraints, indexes = existing_constraints(cur, schema)
@@ -236,7 +246,7 @@ def plan_constraints(pg_conn, model, schema, orphans="error", sample=5):
                 if name not in constraints and name not in indexes:
                     plan.statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
                         tid, sql.Identifier(name), _idents(cols)))
-            for name, cols, desc, unique in target.indexes:
+            for name, cols, desc, unique in target.indexes + fk_indexes(target, plan.notes):
                 if name not in indexes:
                     keys = sql.SQL(", ").join(
                         sql.SQL("{}{}").format(sql.Identifier(c), sql.SQL(" DESC" if d else ""))
@@ -245,35 +255,71 @@ def plan_constraints(pg_conn, model, schema, orphans="error", sample=5):
                         sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), tid, keys))
         for target in model.values():
             for fk in target.foreign_keys:
-                _plan_foreign_key(cur, plan, schema, target, fk, constraints, orphans, sample)
+                _plan_foreign_key(cur, plan, schema, target, fk, constraints, orphans, sample, look_for_orphans)
     return plan
 
 
-def _plan_foreign_key(cur, plan, schema, target, fk, constraints, policy, sample):
+def fk_indexes(target, notes=None):
+    """Indexes for foreign-key columns that no key or index of the table covers (the guide's
+    "Index Optimization": ideas.user_id, analyses.user_id). A covering index starts with
+    the foreign key's columns."""
+    from .model import pg_name
+
+    covering = [target.primary_key] + [u[1] for u in target.uniques] + [i[1] for i in target.indexes]
+    out = []
+    for fk in target.foreign_keys:
+        cols = tuple(fk["columns"])
+        if any(tuple(c[:len(cols)]) == cols for c in covering):
+            continue
+        name = pg_name(target.name, *cols, suffix="idx")
+        out.append((name, cols, (False,) * len(cols), False))
+        covering.append(cols)
+        if notes is not None:
+            notes.append(f"index {name} added: foreign key ({', '.join(cols)}) had no index")
+    return out
+
+
+def _fk_sql(schema, target, fk, not_valid=False):
+    return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) "
+                   "ON UPDATE {} ON DELETE {}{}").format(
+        sql.Identifier(schema, target.name), sql.Identifier(fk["name"]), _idents(fk["columns"]),
+        sql.Identifier(schema, fk["ref_table"]), _idents(fk["ref_columns"]),
+        sql.SQL(fk["on_update"]), sql.SQL(fk["on_delete"]), sql.SQL(" NOT VALID" if not_valid else ""))
+
+
+def _plan_foreign_key(cur, plan, schema, target, fk, constraints, policy, sample, look_for_orphans=True):
     name = fk["name"]
     if name in constraints:
         if not constraints[name] and policy != "not_valid":
             plan.notes.append(f"foreign key {name} exists but is NOT VALID")
         return
+    if not look_for_orphans:
+        plan.foreign_keys[len(plan.statements)] = (schema, target, fk, policy)
+        plan.statements.append(_fk_sql(schema, target, fk))
+        return
     found = find_orphans(cur, schema, target.name, fk, sample)
-    clause = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) "
-                     "ON UPDATE {} ON DELETE {}").format(
-        sql.Identifier(schema, target.name), sql.Identifier(name), _idents(fk["columns"]),
-        sql.Identifier(schema, fk["ref_table"]), _idents(fk["ref_columns"]),
-        sql.SQL(fk["on_update"]), sql.SQL(fk["on_delete"]))
     if found["count"]:
-        plan.orphans[name] = found
-        desc = (f"{target.name}({', '.join(fk['columns'])}) -> {fk['ref_table']}: {found['count']} orphan "
-                f"row(s), e.g. {found['sample']}")
-        if policy == "error":
-            raise SchemaError(f"foreign key {name}: {desc}. Fix the data, or set orphans to "
-                              "'not_valid' (constraint added, existing rows not checked) or 'skip'")
-        if policy == "skip":
-            plan.notes.append(f"foreign key {name} not created: {desc}")
+        if not _orphan_policy(plan, target, fk, found, policy):
             return
-        plan.notes.append(f"foreign key {name} added NOT VALID: {desc}")
-        clause = sql.SQL("{} NOT VALID").format(clause)
-    plan.statements.append(clause)
+        plan.statements.append(_fk_sql(schema, target, fk, not_valid=True))
+    else:
+        plan.statements.append(_fk_sql(schema, target, fk))
+
+
+def _orphan_policy(plan, target, fk, found, policy):
+    """Apply the orphan policy; True when the key is to be added NOT VALID."""
+    name = fk["name"]
+    plan.orphans[name] = found
+    desc = (f"{target.name}({', '.join(fk['columns'])}) -> {fk['ref_table']}: {found['count']} orphan "
+            f"row(s), e.g. {found['sample']}")
+    if policy == "error":
+        raise SchemaError(f"foreign key {name}: {desc}. Fix the data, or set orphans to "
+                          "'not_valid' (constraint added, existing rows not checked) or 'skip'")
+    if policy == "skip":
+        plan.notes.append(f"foreign key {name} not created: {desc}")
+        return False
+    plan.notes.append(f"foreign key {name} added NOT VALID: {desc}")
+    return True
 
 
 def find_orphans(cur, schema, table, fk, sample=5):
@@ -303,25 +349,47 @@ def _idents(names, prefix=None):
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def plan(pg_conn, model, schema, phase, orphans="error"):
+def plan(pg_conn, model, schema, phase, orphans="error", look_for_orphans=True):
     """The plan for one phase, or both ('all'; constraints planned against an empty target
     cannot see orphans, so 'all' is meant for schemas without data)."""
     if phase == "tables":
         return plan_tables(pg_conn, model, schema)
     if phase == "constraints":
-        return plan_constraints(pg_conn, model, schema, orphans)
+        return plan_constraints(pg_conn, model, schema, orphans, look_for_orphans=look_for_orphans)
     raise SchemaError(f"unknown phase {phase!r}: use one of {', '.join(PHASES)}")
 
 
 def apply(pg_conn, plan_, tracer=None):
-    """Run a plan in one transaction; ``tracer`` receives each statement's text."""
+    """Run a plan in one transaction; ``tracer`` receives each statement's text.
+
+    A foreign key PostgreSQL refuses for orphan rows is handled by the plan's orphan policy:
+    the orphans are counted and named, then the key is added NOT VALID, left out, or the
+    whole plan fails (nothing is changed). Returns the statements that took effect."""
+    done = []
     try:
         with pg_conn.cursor() as cur:
-            for stmt in plan_.statements:
+            for i, stmt in enumerate(plan_.statements):
                 if tracer:
                     tracer(stmt.as_string(pg_conn))
-                cur.execute(stmt)
+                if i not in plan_.foreign_keys:
+                    cur.execute(stmt)
+                    done.append(stmt.as_string(pg_conn))
+                    continue
+                schema, target, fk, policy = plan_.foreign_keys[i]
+                cur.execute("SAVEPOINT s2p_fk")
+                try:
+                    cur.execute(stmt)
+                    done.append(stmt.as_string(pg_conn))
+                except psycopg2.errors.ForeignKeyViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT s2p_fk")
+                    found = find_orphans(cur, schema, target.name, fk)
+                    if _orphan_policy(plan_, target, fk, found, policy):
+                        not_valid = _fk_sql(schema, target, fk, not_valid=True)
+                        cur.execute(not_valid)
+                        done.append(not_valid.as_string(pg_conn))
+                cur.execute("RELEASE SAVEPOINT s2p_fk")
         pg_conn.commit()
     except Exception:
         pg_conn.rollback()
         raise
+    return done

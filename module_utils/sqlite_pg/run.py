@@ -72,13 +72,14 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
     with opened(params) as (sqlite_conn, pg_conn, source, model, options):
         queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
         for one in phases:
-            plan = ddl.plan(pg_conn, model, options.schema, one, orphans)
+            plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode)
             pg_conn.rollback()
-            queries.extend(plan.as_strings(pg_conn))
+            if check_mode:
+                queries.extend(plan.as_strings(pg_conn))
+            elif plan.statements:
+                queries.extend(ddl.apply(pg_conn, plan))
             notes.extend(plan.notes)
             orphan_report.update(plan.orphans)
-            if plan.statements and not check_mode:
-                ddl.apply(pg_conn, plan)
         return dict(
             changed=bool(queries),
             queries=queries,

@@ -90,6 +90,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         result["problems"].extend(missing_fks)
         result["warnings"] = orphaned  # the operator's choice (orphans: not_valid or skip)
         result["problems"].extend(_sequence_problems(cur, schema, target))
+        result["problems"].extend(_readiness_problems(cur, schema, target))
     pg_conn.rollback()  # drops the temporary table; verification writes nothing
     result["ok"] = not result["problems"]
     result["seconds"] = round(time.monotonic() - start, 3)
@@ -160,6 +161,42 @@ def _foreign_key_problems(cur, schema, target, policy):
                 warnings.append(f"foreign key {fk['name']} is NOT VALID with {orphans['count']} orphan row(s), "
                                 f"e.g. {orphans['sample']}")
     return problems, warnings
+
+
+def _readiness_problems(cur, schema, target):
+    """What the app needs beyond the rows: every key and index of the source present and
+    valid, foreign-key columns covered by an index, statistics gathered after the load."""
+    problems = []
+    rel = sql.Identifier(schema, target.name).as_string(cur)
+    cur.execute("SELECT conname, contype, convalidated FROM pg_constraint WHERE conrelid = %s::regclass", (rel,))
+    constraints = {name: (kind, valid) for name, kind, valid in cur.fetchall()}
+    cur.execute("""SELECT i.relname, x.indisvalid,
+                          ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(n, o)
+                                JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o)
+                     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass""",
+                (rel,))
+    indexes = {name: (valid, tuple(cols)) for name, valid, cols in cur.fetchall()}
+    if target.primary_key and not any(k == "p" for k, _ in constraints.values()):
+        problems.append("primary key is missing")
+    for name, _cols in target.uniques:
+        if name not in constraints:
+            problems.append(f"unique constraint {name} is missing")
+    for name, _cols, _desc, _unique in target.indexes:
+        if name not in indexes:
+            problems.append(f"index {name} is missing")
+        elif not indexes[name][0]:
+            problems.append(f"index {name} is not valid (a failed concurrent build?)")
+    covered = [cols for _valid, cols in indexes.values()]
+    for fk in target.foreign_keys:
+        cols = tuple(fk["columns"])
+        if fk["name"] in constraints and not any(c[:len(cols)] == cols for c in covered):
+            problems.append(f"foreign key {fk['name']} ({', '.join(cols)}) is not covered by an index")
+    cur.execute("SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relid = %s::regclass", (rel,))
+    row = cur.fetchone()
+    if row is not None and not row[0]:
+        problems.append("statistics were never gathered (ANALYZE has not run since the load)")
+    return problems
 
 
 def _sequence_problems(cur, schema, target):
