@@ -15,6 +15,9 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
     HAS_PSYCOPG2 = False
 
 
+MIN_SERVER_VERSION = 120000
+
+
 def common_argument_spec():
     """Options every module takes: the source, the connection (named as community.postgresql
     names them) and the options that shape the target model, which must be the same for
@@ -78,6 +81,11 @@ def connect_pg(params):
             f"unable to connect to database {kwargs.get('dbname')!r} on {where}:{kwargs.get('port')} "
             f"as {kwargs.get('user')!r}: {str(exc).strip()}"
         ) from None
+    if conn.server_version < MIN_SERVER_VERSION:
+        version = conn.server_version
+        conn.close()
+        raise ConnectError(f"the server's version ({version}, as server_version_num) is not supported: "
+                           "the target must be PostgreSQL 12 or later")
     conn.set_client_encoding("UTF8")
     with conn.cursor() as cur:
         # Timestamps are written and compared as UTC; the session zone must not shift them.

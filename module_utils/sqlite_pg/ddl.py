@@ -113,7 +113,27 @@ def plan_tables(pg_conn, model, schema):
         if drift:
             raise SchemaError("the target schema differs from the source (drift, nothing was changed): "
                               + "; ".join(drift))
+        if plan.statements:
+            _check_create_privileges(cur, schema, creates_schema=any(
+                s.as_string(cur).startswith("CREATE SCHEMA") for s in plan.statements))
     return plan
+
+
+def _check_create_privileges(cur, schema, creates_schema):
+    """Least privilege: the migration role needs to own (or create in) the target schema,
+    nothing more. Say exactly what to ask the provider for, before anything is written."""
+    cur.execute("SELECT current_user, current_database()")
+    user, db = cur.fetchone()
+    if creates_schema:
+        cur.execute("SELECT has_database_privilege(current_user, current_database(), 'CREATE')")
+        if not cur.fetchone()[0]:
+            raise SchemaError(f"role {user!r} cannot create schema {schema!r} in database {db!r}: ask for "
+                              f'GRANT CREATE ON DATABASE "{db}" TO "{user}" (or create the schema for it)')
+        return
+    cur.execute("SELECT has_schema_privilege(current_user, %s, 'CREATE')", (schema,))
+    if not cur.fetchone()[0]:
+        raise SchemaError(f"role {user!r} cannot create tables in schema {schema!r}: ask for "
+                          f'GRANT CREATE ON SCHEMA "{schema}" TO "{user}", or ALTER SCHEMA "{schema}" OWNER TO "{user}"')
 
 
 def _plan_enums(cur, plan, schema, model, drift):

@@ -9,6 +9,8 @@ or get an operator-given SQL expression; tables load parents first by the target
 foreign keys.
 """
 
+from psycopg2 import sql
+
 from .errors import SchemaError
 from .model import TargetColumn
 
@@ -86,6 +88,11 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
                               "give it an expression in column_defaults")
             else:
                 notes.append(f"{tname}.{cname}: not in SQLite, left to its default")
+        cur.execute("SELECT has_table_privilege(current_user, %s, 'SELECT, INSERT, TRUNCATE')",
+                    (sql.Identifier(schema, tname).as_string(cur),))
+        if not cur.fetchone()[0]:
+            errors.append(f"the migration role may not SELECT, INSERT and TRUNCATE {schema}.{tname}: ask for "
+                          f'GRANT SELECT, INSERT, TRUNCATE ON "{schema}"."{tname}" TO the migration role')
         target.name = tname
         target.columns = columns
         target.primary_key = ()

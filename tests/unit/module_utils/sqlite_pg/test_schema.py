@@ -77,3 +77,14 @@ def test_overrides_and_renames(pg_db, sqlite_path):
     assert fetch(params, "SELECT remark FROM children ORDER BY id") == [("x",), ("y",), ("orphan",)]
     report = run.verify_all(params, orphans="skip")["tables"]
     assert "left out (orphans: skip)" in report["child"]["warnings"][0]
+
+
+def test_a_role_without_create_rights_is_told_what_to_ask_for(pg_db, pg_cluster, sqlite_path):
+    params = dict(pg_db, source=_source(sqlite_path))
+    fetch(params, "DROP ROLE IF EXISTS visitor; CREATE ROLE visitor LOGIN PASSWORD 'v'; "
+                  "REVOKE CREATE ON SCHEMA public FROM PUBLIC; SELECT 1")
+    visitor = dict(params, login_user="visitor", login_unix_socket="", login_host="127.0.0.1",
+                   login_password="v", ssl_mode="disable")
+    with pytest.raises(SchemaError, match='ask for GRANT CREATE ON SCHEMA "public" TO "visitor"'):
+        run.schema(visitor)
+    assert fetch(params, "SELECT to_regclass('parent')") == [(None,)]
