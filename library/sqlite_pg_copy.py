@@ -33,6 +33,11 @@ options:
     description: Copy every table again, even those the ledger says are in sync.
     type: bool
     default: false
+  progress_file:
+    description:
+      - Write the copy's progress there as JSON (per table - rows done and total, rows/s, seconds left),
+        at most once a second. Run the task with C(async) and poll the file to show progress.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -95,9 +100,11 @@ def main():
     spec.update(
         on_error=dict(type="str", default="error", choices=["error", "quarantine"]),
         force=dict(type="bool", default=False),
+        progress_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode))
+    run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode,
+                                      progress_file=p["progress_file"]))
 
 
 if __name__ == "__main__":

@@ -256,7 +256,8 @@ class _Feed:
     connections format in parallel while PostgreSQL parses what was sent before.
     """
 
-    def __init__(self, sources, depth=4):
+    def __init__(self, sources, depth=4, on_rows=None):
+        self.on_rows = on_rows
         self.queue = queue.Queue(maxsize=depth)
         self.bad_ranges = []
         self.rows = 0
@@ -294,6 +295,8 @@ class _Feed:
                 continue
             if data:
                 self.bytes += len(data)
+                if self.on_rows:
+                    self.on_rows(self.rows)
                 return data
 
     def close(self):
@@ -332,6 +335,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] == done[2]:
                 pg_conn.rollback()
+                if progress:
+                    progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
         append_after = _appendable(cur, schema, target, done, source_rows, max_rowid) if not force else None
         if check_mode:
@@ -346,12 +351,16 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                         (target.source.name,))
         restore = _fill_defaults(cur, schema, target)
         cur.execute("SAVEPOINT s2p_fast")
+        def on_rows(done):
+            if progress:
+                progress.update(target.source.name, done, source_rows)
+
         if append_after is None:
             freeze = _truncate(cur, schema, target, loading)
-            feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
+            feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows), on_rows=on_rows)
         else:
             freeze = False
-            feed = _Feed([source.chunks(start=append_after)])
+            feed = _Feed([source.chunks(start=append_after)], on_rows=on_rows)
         try:
             cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
             copied, nbytes, bad_ranges = feed.rows, feed.bytes, feed.bad_ranges
@@ -397,7 +406,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
             (target.source.name, source_rows, max_rowid, result.rows, result.rejected, result.bytes, result.seconds))
     pg_conn.commit()
     if progress:
-        progress(target.source.name, result.rows, source_rows, result.seconds)
+        progress.update(target.source.name, result.rows, source_rows,
+                        result.status)
     return result
 
 

@@ -93,8 +93,12 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         )
 
 
-def copy(params, on_error="error", force=False, check_mode=False, progress=None):
-    """Copy every selected table; returns per-table results and totals."""
+def copy(params, on_error="error", force=False, check_mode=False, progress_file=None):
+    """Copy every selected table; returns per-table results and totals. With
+    ``progress_file``, progress is written there as the copy goes (see ``progress``)."""
+    from .progress import ProgressFile
+
+    progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     with opened(params) as (sqlite_conn, pg_conn, source, model, options):
         results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
                                      progress=progress, force=force, check_mode=check_mode)
