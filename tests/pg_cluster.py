@@ -31,7 +31,15 @@ def _free_port():
 
 
 class Cluster:
-    def __init__(self):
+    # Throwaway clusters need no durability; a caller may override any setting.
+    FAST = dict(fsync="off", synchronous_commit="off", full_page_writes="off", max_wal_size="2GB",
+                shared_buffers="256MB")
+
+    def __init__(self, settings=None, hba=None):
+        """``settings``: postgresql.conf values over FAST; ``hba``: pg_hba.conf lines replacing
+        initdb's (local trust for the superuser socket, scram-sha-256 over TCP)."""
+        self.settings = dict(self.FAST, **(settings or {}))
+        self.hba = hba
         self.bindir = _bindir()
         self.version = int(self.bindir.split("/")[4])
         self.root = tempfile.mkdtemp(prefix="s2p-pg-")
@@ -59,8 +67,11 @@ class Cluster:
         self._run(f"{self.bindir}/initdb", "-D", self.datadir, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
                   "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
         os.unlink(pwfile)
-        opts = (f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_wal_size=2GB -c shared_buffers=256MB")
+        if self.hba is not None:
+            with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as fh:
+                fh.write("\n".join(self.hba) + "\n")
+        opts = f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 " + " ".join(
+            f"-c {k}={v}" for k, v in self.settings.items())
         self._run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-o", opts, "-l",
                   os.path.join(self.root, "log"), "-w", "start")
         return self
