@@ -146,6 +146,13 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
     assert third["failures"] == 0
     assert set(written(app)) - pg_users(app) - set(written(app)[-5:]) == set()
 
+    done = playbook(app, "decommission.yml", "-e", "migration_confirm_decommission=true")
+    assert done["changed"] > 0 and not (app["dir"] / "bot.db").exists()
+    state = json.loads((app["dir"] / ".sqlite_pg" / "state.json").read_text())
+    assert state["decommissioned"] and len(state["sqlite_archive_sha256"]) == 64
+    assert playbook(app, "decommission.yml", "-e", "migration_confirm_decommission=true")["changed"] == 0
+    assert playbook(app, "migrate.yml")["changed"] == 0
+
 
 def test_rollback_needs_confirmation(app):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
