@@ -325,6 +325,12 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
     """
     start = time.monotonic()
     with pg_conn.cursor() as cur:
+        if check_mode:
+            cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, target.name).as_string(cur),))
+            if cur.fetchone()[0] is None:   # planned ahead of the schema: all of it would be copied
+                rows = sqlite_conn.execute(f"SELECT count(*) FROM {quote_ident(target.source.name)}").fetchone()[0]
+                pg_conn.rollback()
+                return TableResult(target.source.name, "would_copy", rows=rows)
         columns = target_codecs(cur, schema, target)
         source = SourceTable(sqlite_conn, target.source, columns)
         source_rows, max_rowid = source.stats()

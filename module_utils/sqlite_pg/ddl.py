@@ -246,7 +246,7 @@ def translate_default(default, pg_type):
 # --- phase 2: constraints, indexes, foreign keys ----------------------------------------
 
 
-def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for_orphans=True):
+def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for_orphans=True, missing_ok=False):
     """Keys, indexes (including one for every foreign key no index covers) and foreign keys.
 
     With ``look_for_orphans`` (check mode) orphans are counted now; otherwise the foreign
@@ -255,9 +255,14 @@ def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for
     plan = Plan()
     with pg_conn.cursor() as cur:
         constraints, indexes = existing_constraints(cur, schema)
+        missing = set()
         for target in model.values():
             if existing_columns(cur, schema, target.name) is None:
-                raise SchemaError(f"table {target.name!r} does not exist in the target: run phase 'tables' first")
+                if not missing_ok:
+                    raise SchemaError(f"table {target.name!r} does not exist in the target: run phase 'tables' first")
+                missing.add(target.name)
+                plan.notes.append(f"{target.name}: keys, indexes and foreign keys are planned once the table exists")
+                continue
             tid = sql.Identifier(schema, target.name)
             if target.primary_key and primary_key_of(cur, schema, target.name) is None:
                 plan.statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
@@ -275,6 +280,8 @@ def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for
                         sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), tid, keys))
         for target in model.values():
             for fk in target.foreign_keys:
+                if target.name in missing or fk["ref_table"] in missing:
+                    continue
                 _plan_foreign_key(cur, plan, schema, target, fk, constraints, orphans, sample, look_for_orphans)
     return plan
 
@@ -375,7 +382,9 @@ def plan(pg_conn, model, schema, phase, orphans="error", look_for_orphans=True):
     if phase == "tables":
         return plan_tables(pg_conn, model, schema)
     if phase == "constraints":
-        return plan_constraints(pg_conn, model, schema, orphans, look_for_orphans=look_for_orphans)
+        # Planning ahead (check mode) before the tables exist notes them instead of failing.
+        return plan_constraints(pg_conn, model, schema, orphans, look_for_orphans=look_for_orphans,
+                                missing_ok=look_for_orphans)
     raise SchemaError(f"unknown phase {phase!r}: use one of {', '.join(PHASES)}")
 
 

@@ -111,6 +111,18 @@ def sqlite_users(app):
 def test_migrate_rollback_migrate_with_a_live_app(app):
     wait_for_writes(app, 20)                       # the app writes to SQLite
 
+    env_before = (app["dir"] / ".env").read_text()
+    planned = playbook(app, "migrate.yml", "--check")     # a plan: nothing is written anywhere
+    assert planned["failures"] == 0
+    assert (app["dir"] / ".env").read_text() == env_before
+    assert not (app["dir"] / ".sqlite_pg" / "state.json").exists()
+    conn = psycopg2.connect(host="127.0.0.1", port=app["params"]["port"], user="planner", password=PASSWORD,
+                            dbname=app["db"])
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert cur.fetchone() == (0,)
+    conn.close()
+
     first = playbook(app, "migrate.yml")
     assert first["failures"] == 0 and first["changed"] > 0
     before_cutover = written(app)
