@@ -173,3 +173,26 @@ def test_rollback_needs_confirmation(app):
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "migration_confirm_rollback=true" in proc.stdout
     os.kill(int(app["pidfile"].read_text()), signal.SIGTERM)
+
+
+def test_the_gate_stops_cutover_and_leaves_the_app_on_sqlite(app):
+    load = playbook(app, "migrate.yml", "--tags", "load")
+    assert load["failures"] == 0
+    conn = psycopg2.connect(host="127.0.0.1", port=app["params"]["port"], user="planner", password=PASSWORD,
+                            dbname=app["db"])
+    with conn, conn.cursor() as cur:
+        cur.execute("DROP INDEX ix_ideas_user_id")       # what the app needs is no longer there
+    conn.close()
+    env_before = (app["dir"] / ".env").read_text()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+                           os.path.join(ROOT, "playbooks", "migrate.yml"), "--tags", "cutover"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout[-6000:]
+    assert "index ix_ideas_user_id is missing" in proc.stdout
+    assert "The app runs on SQLite as before" in proc.stdout
+    assert (app["dir"] / ".env").read_text() == env_before
+    assert not (app["dir"] / ".sqlite_pg" / "state.json").exists()
+    before = len(written(app))
+    wait_for_writes(app, before + 10)                   # the app was started again, on SQLite
+    assert "sqlite" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]

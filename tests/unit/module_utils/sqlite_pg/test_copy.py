@@ -317,3 +317,37 @@ def test_rows_added_since_the_copy_are_appended_and_changes_are_left_to_verify(p
         run.verify_all(params)
     assert run.copy(params, force=True)["tables"]["t"]["status"] == "copied"
     run.verify_all(params)
+
+
+def test_progress_is_written_while_a_long_copy_runs(pg_db, tmp_path):
+    import threading
+
+    path = str(tmp_path / "big.db")
+    make_sqlite(path, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);",
+                {"t": [(i, f"row {i} " * 10) for i in range(1, 400_001)]})
+    params = dict(pg_db, source=path)
+    run.schema(params)
+    progress_file = str(tmp_path / "progress" / "copy.json")
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                with open(progress_file) as fh:
+                    seen.append(json.load(fh)["tables"]["t"])
+            except (FileNotFoundError, KeyError, ValueError):
+                pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run.copy(params, progress_file=progress_file)
+    finally:
+        stop.set()
+        watcher.join()
+    assert any(s["status"] == "copying" and 0 < s["rows_done"] < 400_000 and s["rows_total"] == 400_000
+               and s["rows_per_second"] > 0 for s in seen), seen[:3]
+    with open(progress_file) as fh:
+        final = json.load(fh)["tables"]["t"]
+    assert final["status"] == "copied" and final["rows_done"] == 400_000
