@@ -15,7 +15,7 @@ description:
   - Identifiers are kept exactly (quoted), so mixed case and reserved words survive.
   - A rerun on a matching schema changes nothing. A target column of another type is drift, reported
     as a failure and never altered.
-  - Views, virtual tables and expression or partial indexes are listed in the result, not created.
+  - Views, triggers, virtual tables and expression or partial indexes are listed in the result, not created.
 extends_documentation_fragment: [sqlite_pg]
 options:
   phase:
@@ -82,6 +82,11 @@ tables:
   sample: {"users": {"name": "users", "columns": {"id": "bigint"}, "primary_key": ["id"]}}
 views:
   description: SQLite views found (not migrated).
+  returned: always
+  type: list
+  elements: str
+triggers:
+  description: SQLite triggers found (not migrated - their logic belongs to the app or needs rewriting in PL/pgSQL).
   returned: always
   type: list
   elements: str

@@ -54,7 +54,8 @@ def make_sqlite(path, script, rows=None):
     for table, values in (rows or {}).items():
         if values:
             marks = ", ".join("?" * len(values[0]))
-            conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', values)
+            quoted = table.replace('"', '""')
+            conn.executemany(f'INSERT INTO "{quoted}" VALUES ({marks})', values)
     conn.commit()
     conn.close()
     return path

@@ -80,6 +80,7 @@ class Table:
 class Schema:
     tables: dict = field(default_factory=dict)      # name -> Table, in source order
     views: list = field(default_factory=list)       # view names (listed, not migrated)
+    triggers: list = field(default_factory=list)    # trigger names (listed, not migrated)
     skipped: dict = field(default_factory=dict)     # name -> why it is not migrated
     notes: list = field(default_factory=list)       # how the tables were bound to an existing schema
 
@@ -127,6 +128,7 @@ def read_schema(conn):
             continue
         schema.tables[name] = _read_table(conn, name, bool(without_rowid), master.get(name, ("", ""))[1])
     schema.views.sort()
+    schema.triggers = sorted(name for name, (kind, _sql) in master.items() if kind == "trigger")
     return schema
 
 

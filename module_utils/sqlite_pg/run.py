@@ -89,6 +89,7 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
                                         primary_key=list(t.primary_key))
                     for t in model.values()},
             views=source.views,
+            triggers=source.triggers,
             skipped=source.skipped,
         )
 

@@ -351,3 +351,32 @@ def test_progress_is_written_while_a_long_copy_runs(pg_db, tmp_path):
     with open(progress_file) as fh:
         final = json.load(fh)["tables"]["t"]
     assert final["status"] == "copied" and final["rows_done"] == 400_000
+
+
+WEIRD = """
+CREATE TABLE "we""ird tåble" ("k" INTEGER PRIMARY KEY, "line" TEXT, "co,l" TEXT, "Ünï" REAL, "s2p_n" INT);
+CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT, words INT GENERATED ALWAYS AS (length(body)) STORED);
+CREATE VIRTUAL TABLE docs_fts USING fts5(body);
+CREATE INDEX ix_docs_lower ON docs(lower(body));
+CREATE TRIGGER docs_ai AFTER INSERT ON docs BEGIN INSERT INTO docs_fts(body) VALUES (new.body); END;
+"""
+
+
+def test_identifiers_generated_columns_and_virtual_tables(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, WEIRD, {'we"ird tåble': [(1, "a\\x01b", 'x"y', 1.5, 7), (2, None, "", None, None)]})
+    conn = sqlite3.connect(sqlite_path)
+    conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", [(1, "hello world"), (2, "quote \x01 inside")])
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path)
+    schema = run.schema(params)
+    assert "docs_fts" in schema["skipped"] and any(n.startswith("docs_fts_") for n in schema["skipped"])
+    assert any("ix_docs_lower" in n for n in schema["notes"])
+    assert schema["triggers"] == ["docs_ai"]
+    run.copy(params)
+    run.schema(params, phase="constraints")
+    assert fetch(params, 'SELECT "k", "line", "co,l", "Ünï", "s2p_n" FROM "we""ird tåble" ORDER BY 1') == [
+        (1, "a\\x01b", 'x"y', 1.5, 7), (2, None, "", None, None)]
+    assert fetch(params, "SELECT body, words FROM docs ORDER BY id") == [("hello world", 11),
+                                                                       ("quote \x01 inside", 14)]
+    run.verify_all(params)
