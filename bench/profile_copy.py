@@ -6,7 +6,7 @@
 For each table it separates the two halves of the engine's pipeline and sets each beside
 the piped ceiling's (D's) equivalent:
 
-- SQLite side: the engine's own chunk query (``copy.SourceTable.chunks``: SQLite formats
+- SQLite side: the engine's own chunk query (``source.SourceTable.chunks``: SQLite formats
   the COPY text with the codecs' CASE expressions) on one reader connection, written to a
   file, against ``sqlite3 -csv 'SELECT * FROM t'`` into a file;
 - PostgreSQL side: ``COPY ... FREEZE`` of those two files (server CPU measured from /proc),
@@ -34,6 +34,7 @@ import run as bench  # noqa: E402
 from sqlite_pg import convert  # noqa: E402
 from sqlite_pg import copy as copier  # noqa: E402
 from sqlite_pg import run as engine  # noqa: E402
+from sqlite_pg import source as reader  # noqa: E402
 
 
 def _timed(fn):
@@ -52,7 +53,7 @@ def split_tables(cluster, source, work):
         for name, target in model.items():
             with pconn.cursor() as cur:
                 columns = copier.target_codecs(cur, "public", target)
-            table = copier.SourceTable(sconn, target.source, columns)
+            table = reader.SourceTable(sconn, target.source, columns)
             ours, plain = os.path.join(work, f"{name}.a.csv"), os.path.join(work, f"{name}.sqlite3.csv")
 
             def fmt(table=table, ours=ours):

@@ -14,8 +14,6 @@ copies only the tables that are not done or whose source changed since.
 """
 
 import json
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -26,12 +24,11 @@ from . import convert
 from .connection import snapshot_readers
 from .errors import DataError, MigrationError
 from .introspect import quote_ident
+from .source import Feed, SourceTable, parallel_chunks
 
 LEDGER = "_migration_ledger"
 REJECTS = "_migration_rejects"
 ON_ERROR = ("error", "quarantine")
-_MAX_CHUNK_ROWS = 50_000
-_CHUNK_BYTES = 4 << 20
 PARALLEL_READERS = 2
 
 
@@ -122,194 +119,6 @@ def target_codecs(cur, schema, target):
 # --- the source side ------------------------------------------------------------------------
 
 
-class SourceTable:
-    """Chunked access to one SQLite table, in key order, for the fast and the slow path."""
-
-    def __init__(self, conn, table, columns):
-        self.conn = conn
-        self.table = table
-        self.columns = columns
-        self.qname = quote_ident(table.name)
-        if table.has_rowid:
-            self.keys = ("rowid",)
-            self.key_sql = "rowid"
-        else:
-            self.keys = tuple(table.primary_key)
-            self.key_sql = ", ".join(quote_ident(k) for k in self.keys)
-        self.line_sql = self._line([c.codec.field(quote_ident(c.source)) for c in columns])
-        self.careful_line_sql = self._line([c.codec.field(quote_ident(c.source), careful=True) for c in columns])
-
-    @staticmethod
-    def _line(fields):
-        return " || ',' || ".join(f"({f})" for f in fields) + " || char(10)"
-
-    def stats(self):
-        if self.table.has_rowid:
-            return tuple(self.conn.execute(f"SELECT count(*), max(rowid) FROM {self.qname}").fetchone())
-        return self.conn.execute(f"SELECT count(*) FROM {self.qname}").fetchone()[0], None
-
-    def _where(self, lo, hi):
-        parts, args = [], []
-        row = f"({self.key_sql})" if len(self.keys) > 1 else self.key_sql
-        marks = "(" + ", ".join("?" * len(self.keys)) + ")" if len(self.keys) > 1 else "?"
-        if lo is not None:
-            parts.append(f"{row} > {marks}")
-            args.extend(lo)
-        if hi is not None:
-            parts.append(f"{row} <= {marks}")
-            args.extend(hi)
-        return (" AND ".join(parts) or "1"), args
-
-    def chunks(self, first_rows=256, careful=False, start=None, end=None):
-        """Yield (lo, hi, rows, good, payload) over keys in (start, end]; sizes adapt to ~4 MB of text."""
-        lo, limit = start, first_rows
-        order = self.key_sql
-        line_sql = self.careful_line_sql if careful else self.line_sql
-        while True:
-            where, args = self._where(lo, end)
-            if self.table.has_rowid:
-                row = self.conn.execute(
-                    f"SELECT max(k), count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
-                    f"(SELECT rowid AS k, {line_sql} AS line FROM {self.qname} WHERE {where} "
-                    f"ORDER BY rowid LIMIT ?)", args + [limit]).fetchone()
-                hi = (row[0],) if row[0] is not None else None
-                rows, good, payload = row[1], row[2], row[3] or b""
-            else:
-                edge = self.conn.execute(
-                    f"SELECT {self.key_sql} FROM {self.qname} WHERE {where} ORDER BY {order} LIMIT 1 OFFSET ?",
-                    args + [limit - 1]).fetchone()
-                hi = tuple(edge) if edge else end
-                cwhere, cargs = self._where(lo, hi)
-                row = self.conn.execute(
-                    f"SELECT count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
-                    f"(SELECT {line_sql} AS line FROM {self.qname} WHERE {cwhere} ORDER BY {order})",
-                    cargs).fetchone()
-                rows, good, payload = row[0], row[1], row[2] or b""
-            if rows == 0:
-                return
-            yield lo, hi, rows, good, payload
-            if hi is None or rows < limit or hi == end:
-                return
-            lo = hi
-            grow = _CHUNK_BYTES * rows // max(len(payload), 1)
-            limit = max(1, min(_MAX_CHUNK_ROWS, limit * 4, grow))
-
-    def split(self, parts, source_rows, min_rows=100_000):
-        """Key ranges [(start, end)] that share the table between ``parts`` readers."""
-        if parts < 2 or not self.table.has_rowid or source_rows < min_rows:
-            return [(None, None)]
-        edges = [None]
-        for i in range(1, parts):
-            row = self.conn.execute(f"SELECT rowid FROM {self.qname} ORDER BY rowid LIMIT 1 OFFSET ?",
-                                    (source_rows * i // parts,)).fetchone()
-            if row:
-                edges.append((row[0],))
-        edges.append(None)
-        return list(zip(edges[:-1], edges[1:], strict=True))
-
-    def on(self, conn):
-        """The same table read through another connection (of the same snapshot)."""
-        twin = SourceTable.__new__(SourceTable)
-        twin.__dict__.update(self.__dict__)
-        twin.conn = conn
-        return twin
-
-    def keys_in(self, lo, hi):
-        where, args = self._where(lo, hi)
-        return [tuple(r) for r in self.conn.execute(
-            f"SELECT {self.key_sql} FROM {self.qname} WHERE {where} ORDER BY {self.key_sql}", args)]
-
-    def payload(self, lo, hi):
-        """(rows that convert, their COPY text) for the key range (lo, hi]."""
-        where, args = self._where(lo, hi)
-        good, payload = self.conn.execute(
-            f"SELECT count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT {self.careful_line_sql} AS line "
-            f"FROM {self.qname} WHERE {where} ORDER BY {self.key_sql})", args).fetchone()
-        return good, payload or b""
-
-    def bad_rows(self, lo, hi, only_bad=True):
-        """Rows in the range that the SQL left out: (key dict, {column: reason}, raw values)."""
-        where, args = self._where(lo, hi)
-        problems = ", ".join(c.codec.problem(quote_ident(c.source)) for c in self.columns)
-        raws = ", ".join(quote_ident(c) for c in self.table.column_names)
-        pk = ", ".join(quote_ident(c) for c in self.table.primary_key) or "rowid"
-        cond = f" AND ({self.careful_line_sql}) IS NULL" if only_bad else ""
-        n = len(self.columns)
-        cursor = self.conn.execute(
-            f"SELECT {pk}, {problems}, {raws} FROM {self.qname} WHERE {where}{cond} ORDER BY {self.key_sql}", args)
-        keys = self.table.primary_key or ("rowid",)
-        for row in cursor:
-            key = dict(zip(keys, row[:len(keys)], strict=True))
-            reasons = {c.source: r for c, r in zip(self.columns, row[len(keys):len(keys) + n], strict=True)
-                       if r is not None}
-            raw = dict(zip(self.table.column_names, row[len(keys) + n:], strict=True))
-            yield key, reasons, raw
-
-
-# --- the copy ---------------------------------------------------------------------------------
-
-
-class _Feed:
-    """File-like object for copy_expert, fed by reader threads through a bounded queue.
-
-    sqlite3 releases the GIL while SQLite formats a chunk, so readers on their own
-    connections format in parallel while PostgreSQL parses what was sent before.
-    """
-
-    def __init__(self, sources, depth=4, on_rows=None):
-        self.on_rows = on_rows
-        self.queue = queue.Queue(maxsize=depth)
-        self.bad_ranges = []
-        self.rows = 0
-        self.bytes = 0
-        self.error = None
-        self.stop = threading.Event()
-        self.running = len(sources)
-        self.threads = [threading.Thread(target=self._produce, args=(chunks,), daemon=True) for chunks in sources]
-        for thread in self.threads:
-            thread.start()
-
-    def _produce(self, chunks):
-        try:
-            for lo, hi, rows, good, payload in chunks:
-                if rows != good:
-                    self.bad_ranges.append((lo, hi))
-                self.rows += good
-                if self.stop.is_set():
-                    return
-                self.queue.put(payload)
-        except BaseException as exc:  # handed to the main thread, raised there
-            self.error = exc
-        finally:
-            self.queue.put(None)
-
-    def read(self, _size=-1):
-        while True:
-            if self.running == 0:
-                if self.error:
-                    raise self.error
-                return b""
-            data = self.queue.get()
-            if data is None:
-                self.running -= 1
-                continue
-            if data:
-                self.bytes += len(data)
-                if self.on_rows:
-                    self.on_rows(self.rows)
-                return data
-
-    def close(self):
-        self.stop.set()
-        while any(t.is_alive() for t in self.threads):
-            try:
-                self.queue.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        for thread in self.threads:
-            thread.join()
-
-
 def _copy_sql(schema, table, columns, freeze=False):
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, QUOTE E'\\x01'{})").format(
         sql.Identifier(schema, table), sql.SQL(", ").join(sql.Identifier(c.target) for c in columns),
@@ -363,10 +172,10 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
 
         if append_after is None:
             freeze = _truncate(cur, schema, target, loading)
-            feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows), on_rows=on_rows)
+            feed = Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows), on_rows=on_rows)
         else:
             freeze = False
-            feed = _Feed([source.chunks(start=append_after)], on_rows=on_rows)
+            feed = Feed([source.chunks(start=append_after)], on_rows=on_rows)
         try:
             cur.copy_expert(_copy_sql(schema, target.name, columns, freeze), feed, size=1 << 20)
             copied, nbytes, bad_ranges = feed.rows, feed.bytes, feed.bad_ranges
@@ -446,12 +255,6 @@ def _fill_defaults(cur, schema, target):
             tid, sql.Identifier(column),
             sql.SQL("SET DEFAULT " + old[0]) if old else sql.SQL("DROP DEFAULT")))
     return restore
-
-
-def parallel_chunks(source, connections, source_rows):
-    """One chunk generator per reader connection, over its share of the table."""
-    ranges = source.split(len(connections), source_rows)
-    return [source.on(conn).chunks(start=lo, end=hi) for conn, (lo, hi) in zip(connections, ranges, strict=False)]
 
 
 def _truncate(cur, schema, target, loading=()):

@@ -16,17 +16,9 @@ from psycopg2 import sql
 
 from . import convert
 from .connection import snapshot_readers
-from .copy import (
-    PARALLEL_READERS,
-    REJECTS,
-    SourceTable,
-    _careful_copy,
-    _copy_sql,
-    _Feed,
-    parallel_chunks,
-    target_codecs,
-)
+from .copy import PARALLEL_READERS, REJECTS, _careful_copy, _copy_sql, target_codecs
 from .ddl import find_orphans
+from .source import Feed, SourceTable, parallel_chunks
 
 _TEMP = "_s2p_verify"
 
@@ -63,7 +55,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             sql.Identifier(_TEMP), sql.SQL(", ").join(sql.Identifier(n) for n in names), tid))
         cur.execute("SAVEPOINT s2p_verify")
-        feed = _Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
+        feed = Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
         try:
             cur.copy_expert(_copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
             converted = feed.rows
