@@ -1,7 +1,10 @@
 """Shared fixtures: a real PostgreSQL cluster for the session and a fresh database per test."""
 
 import itertools
+import os
+import pwd
 import sqlite3
+import subprocess
 
 import psycopg2
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from tests.pg_cluster import Cluster
 
 _counter = itertools.count()
+TLS_PASSWORD = "tls-secret"
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +20,48 @@ def pg_cluster():
     cluster = Cluster().start()
     yield cluster
     cluster.stop()
+
+
+# --- a PostgreSQL reachable only over TLS (hostssl + scram-sha-256), with certificates made here
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_certs(directory):
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
+                 "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=directory)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+             "-out", "server.csr", cwd=directory)
+    with open(os.path.join(directory, "san.ext"), "w") as fh:
+        fh.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=directory)
+
+
+@pytest.fixture(scope="session")
+def tls_cluster():
+    cluster = Cluster(hba=["local all postgres trust", "hostssl all all 127.0.0.1/32 scram-sha-256"])
+    _make_certs(cluster.root)
+    key = os.path.join(cluster.root, "server.key")
+    os.chmod(key, 0o600)
+    if cluster.user:
+        pw = pwd.getpwnam(cluster.user)
+        for name in ("server.key", "server.pem"):
+            os.chown(os.path.join(cluster.root, name), pw.pw_uid, pw.pw_gid)
+    cluster.settings.update(ssl="on", ssl_cert_file=os.path.join(cluster.root, "server.pem"), ssl_key_file=key)
+    cluster.start()
+    admin = psycopg2.connect(host=cluster.sockdir, port=cluster.port, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE migrator LOGIN PASSWORD %s", (TLS_PASSWORD,))
+        cur.execute("CREATE DATABASE app OWNER migrator")
+    admin.close()
+    yield cluster
+    cluster.stop()
+
 
 
 @pytest.fixture

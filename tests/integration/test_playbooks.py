@@ -26,6 +26,16 @@ PASSWORD = "app-secret/with:odd@chars"
 def app(tmp_path, pg_cluster):
     """An app directory with bot.db and .env, the app's own database role (owner of its
     database, nothing more), and an inventory for it."""
+    yield from make_app(tmp_path, pg_cluster)
+
+
+@pytest.fixture
+def tls_app(tmp_path, tls_cluster):
+    """The same, against a PostgreSQL that takes only TLS connections, through verify-full."""
+    yield from make_app(tmp_path, tls_cluster, tls=True)
+
+
+def make_app(tmp_path, pg_cluster, tls=False):
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     build(app_dir / "bot.db", users=300, ideas_per_user=2, analyses_per_idea=2, seed=11)
@@ -45,8 +55,10 @@ def app(tmp_path, pg_cluster):
                          "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": python,
         "migration_source": str(app_dir / "bot.db"), "migration_env_file": str(app_dir / ".env"),
-        "migration_db_host": "127.0.0.1", "migration_db_port": pg_cluster.port, "migration_db_name": db,
-        "migration_db_user": "planner", "migration_db_password": PASSWORD, "migration_ssl_mode": "disable",
+        "migration_db_host": "localhost" if tls else "127.0.0.1", "migration_db_port": pg_cluster.port,
+        "migration_db_name": db, "migration_db_user": "planner", "migration_db_password": PASSWORD,
+        "migration_ssl_mode": "verify-full" if tls else "disable",
+        "migration_ca_cert": os.path.join(pg_cluster.root, "ca.pem") if tls else "",
         "migration_report_dir": str(tmp_path / "reports"),
         "migration_app_stop_command": f"sh -c 'kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
                                       f"do sleep 0.1; done'",
@@ -57,7 +69,8 @@ def app(tmp_path, pg_cluster):
     subprocess.run(["sh", "-c", start], check=True)
     yield dict(dir=app_dir, inventory=str(tmp_path / "inventory.yml"), db=db, pidfile=pidfile,
                params=dict(login_host="127.0.0.1", port=pg_cluster.port, login_user="planner",
-                           login_password=PASSWORD, db=db, ssl_mode="disable", source=str(app_dir / "bot.db")),
+                           login_password=PASSWORD, db=db, ssl_mode="require" if tls else "disable",
+                           source=str(app_dir / "bot.db")),
                reports=tmp_path / "reports")
     if pidfile.exists():
         subprocess.run(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null"], check=False)
@@ -93,7 +106,7 @@ def wait_for_writes(app, more_than):
 
 def pg_users(app):
     conn = psycopg2.connect(host="127.0.0.1", port=app["params"]["port"], user="planner",
-                            password=PASSWORD, dbname=app["db"])
+                            password=PASSWORD, dbname=app["db"], sslmode=app["params"]["ssl_mode"])
     with conn, conn.cursor() as cur:
         cur.execute("SELECT telegram_id FROM users")
         found = {r[0] for r in cur.fetchall()}
@@ -196,3 +209,15 @@ def test_the_gate_stops_cutover_and_leaves_the_app_on_sqlite(app):
     before = len(written(app))
     wait_for_writes(app, before + 10)                   # the app was started again, on SQLite
     assert "sqlite" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
+
+
+def test_cutover_through_verify_full_and_the_app_follows(tls_app):
+    app = tls_app
+    wait_for_writes(app, 10)
+    assert playbook(app, "migrate.yml")["failures"] == 0
+    env = (app["dir"] / ".env").read_text()
+    assert "sslmode=verify-full" in env and "sslrootcert=" in env
+    before = len(written(app))
+    wait_for_writes(app, before + 10)               # the app writes to PostgreSQL, over TLS
+    assert "postgresql+psycopg2" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
+    assert set(written(app)[:before]) - pg_users(app) == set()

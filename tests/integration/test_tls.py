@@ -3,10 +3,7 @@ is not a superuser and owns only its database: the whole path works through veri
 and each way a connection can be wrong gets its own clear message."""
 
 import os
-import pwd
-import subprocess
 
-import psycopg2
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -14,48 +11,8 @@ from filter_plugins.database_url import database_url
 from sqlite_pg import run
 from sqlite_pg.connection import connect_pg
 from sqlite_pg.errors import ConnectError
+from tests.conftest import TLS_PASSWORD as PASSWORD
 from tests.conftest import make_sqlite, migrate
-from tests.pg_cluster import Cluster
-
-PASSWORD = "tls-secret"
-
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_certs(directory):
-    for ca in ("ca", "other-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
-                 "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=directory)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
-             "-out", "server.csr", cwd=directory)
-    with open(os.path.join(directory, "san.ext"), "w") as fh:
-        fh.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=directory)
-
-
-@pytest.fixture(scope="module")
-def tls_cluster():
-    cluster = Cluster(hba=["local all postgres trust", "hostssl all all 127.0.0.1/32 scram-sha-256"])
-    _make_certs(cluster.root)
-    key = os.path.join(cluster.root, "server.key")
-    os.chmod(key, 0o600)
-    if cluster.user:
-        pw = pwd.getpwnam(cluster.user)
-        for name in ("server.key", "server.pem"):
-            os.chown(os.path.join(cluster.root, name), pw.pw_uid, pw.pw_gid)
-    cluster.settings.update(ssl="on", ssl_cert_file=os.path.join(cluster.root, "server.pem"), ssl_key_file=key)
-    cluster.start()
-    admin = psycopg2.connect(host=cluster.sockdir, port=cluster.port, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("CREATE ROLE migrator LOGIN PASSWORD %s", (PASSWORD,))
-        cur.execute("CREATE DATABASE app OWNER migrator")
-    admin.close()
-    yield cluster
-    cluster.stop()
 
 
 def _params(cluster, **over):
