@@ -53,8 +53,13 @@ _ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 _TRUE = ("t", "true", "y", "yes", "on", "1")
 _FALSE = ("f", "false", "n", "no", "off", "0")
 
-# Epoch numbers at or above this magnitude are milliseconds (1e11 s is the year 5138).
+# Numbers in a date/time column, by magnitude: Unix seconds from 1e8 (1973) up to 1e11,
+# milliseconds from 1e11 (1e11 s would be the year 5138); SQLite's own Julian day numbers
+# (julianday(): 2,000,000 to 2,600,000 is the years 763 to 2406). Anything else - YYYYMMDD
+# integers, small counts - is ambiguous and refused rather than guessed.
 EPOCH_MS_THRESHOLD = 10**11
+EPOCH_S_MIN = 10**8
+JULIAN_RANGE = (2_000_000, 2_600_000)
 
 
 def sql_str(text):
@@ -312,8 +317,9 @@ class TemporalCodec(Codec):
 
     Text in ISO 8601 (``T`` or space, optional seconds, fraction, ``Z`` or offset) is
     normalised by SQLite's own date functions: offsets are folded into UTC, the fraction
-    is kept to the microsecond. Numbers are Unix epochs: seconds, or milliseconds when
-    their magnitude says so. Values are written in UTC; timestamptz gets ``+00``.
+    is kept to the microsecond. Numbers are told apart by magnitude (``EPOCH_*``): Unix
+    seconds, milliseconds, or SQLite Julian day numbers. Values are written in UTC;
+    timestamptz gets ``+00``.
     """
 
     def __init__(self, pg_type, notnull=False):
@@ -325,7 +331,7 @@ class TemporalCodec(Codec):
 
     def fast_rules(self, c):
         if self.kind == "date":
-            return [(f"{c} GLOB '[0-9][0-9][0-9][0-9]-??-??'", c)]
+            return [(f"typeof({c}) = 'text' AND {c} GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'", c)]
         if self.kind == "time":
             return []
         # 'YYYY-MM-DD HH:MM:SS' or with six fraction digits (what SQLAlchemy and Python
@@ -333,9 +339,12 @@ class TemporalCodec(Codec):
         # there is refused by PostgreSQL, which sends the chunk down the careful path.
         zone = " || '+00'" if self.kind == "timestamptz" else ""
         shape = "[0-9][0-9][0-9][0-9]-??-??[ T]??:??:??"
-        return [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}')", f"{c}{zone}"),
+        # The cheap shape test first, then digits where '?' stood (no leap second, no sign).
+        digits = (f"typeof({c}) = 'text' AND substr({c}, 6, 14) GLOB "
+                  "'[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]'")
+        return [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}') AND {digits}", f"{c}{zone}"),
                 # Other fraction lengths, still no offset: cut to microseconds, as the full rules do.
-                (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*'",
+                (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*' AND {digits}",
                  f"substr({c}, 1, 26){zone}")]
 
     def rules(self, c):
@@ -360,8 +369,10 @@ class TemporalCodec(Codec):
             ]
         else:
             zone = " || '+00'" if self.kind == "timestamptz" else ""
+            # datetime() without a modifier truncates to the second (a modifier would round
+            # .9995 up); the fraction is taken from the text itself.
             text_rules = [(f"{iso} AND datetime({c}) IS NOT NULL",
-                           f"(datetime({c}, '+0 seconds') || {fraction}{zone})", None)]
+                           f"(datetime({c}) || {fraction}{zone})", None)]
         return text_rules + [
             (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
              f"s2p_epoch({c}, {kind})", None),
@@ -446,13 +457,19 @@ _EPOCH0 = datetime.datetime(1970, 1, 1)
 
 
 def _epoch(number, kind):
-    """A Unix epoch (seconds, or milliseconds by magnitude) in the target's text form."""
+    """A number in a date/time column (Unix seconds or milliseconds, or a Julian day number,
+    told apart by magnitude) in the target's text form; None when it is none of them."""
     try:
         value = decimal.Decimal(repr(number) if isinstance(number, float) else number)
         if not value.is_finite():
             return None
-        if abs(value) >= EPOCH_MS_THRESHOLD:
+        magnitude = abs(value)
+        if JULIAN_RANGE[0] <= magnitude < JULIAN_RANGE[1]:
+            value = (value - decimal.Decimal("2440587.5")) * 86400
+        elif magnitude >= EPOCH_MS_THRESHOLD:
             value = value / 1000
+        elif magnitude < EPOCH_S_MIN:
+            return None
         micros = int((value * 1_000_000).to_integral_value(decimal.ROUND_HALF_EVEN))
         moment = _EPOCH0 + datetime.timedelta(microseconds=micros)
     except (OverflowError, decimal.InvalidOperation, ValueError):

@@ -24,8 +24,14 @@ DATETIME_FORMATS = (
     ("with UTC offset or Z", "typeof({c}) = 'text' AND length({c}) > 19 AND (substr({c}, -1) = 'Z' OR "
                              "substr({c}, -6, 1) IN ('+', '-') OR substr({c}, -5, 1) IN ('+', '-'))"),
     ("date only 'YYYY-MM-DD'", "typeof({c}) = 'text' AND length({c}) = 10"),
-    ("epoch seconds", f"typeof({{c}}) IN ('integer', 'real') AND abs({{c}}) < {convert.EPOCH_MS_THRESHOLD}"),
+    ("epoch seconds", f"typeof({{c}}) IN ('integer', 'real') AND abs({{c}}) >= {convert.EPOCH_S_MIN} "
+                      f"AND abs({{c}}) < {convert.EPOCH_MS_THRESHOLD}"),
     ("epoch milliseconds", f"typeof({{c}}) IN ('integer', 'real') AND abs({{c}}) >= {convert.EPOCH_MS_THRESHOLD}"),
+    ("Julian day number", f"typeof({{c}}) IN ('integer', 'real') AND abs({{c}}) >= {convert.JULIAN_RANGE[0]} "
+                          f"AND abs({{c}}) < {convert.JULIAN_RANGE[1]}"),
+    ("ambiguous number (refused)", f"typeof({{c}}) IN ('integer', 'real') AND abs({{c}}) < {convert.EPOCH_S_MIN} "
+                                   f"AND NOT (abs({{c}}) >= {convert.JULIAN_RANGE[0]} "
+                                   f"AND abs({{c}}) < {convert.JULIAN_RANGE[1]})"),
 )
 
 

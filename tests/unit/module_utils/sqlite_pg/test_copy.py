@@ -380,3 +380,34 @@ def test_identifiers_generated_columns_and_virtual_tables(pg_db, sqlite_path):
     assert fetch(params, "SELECT body, words FROM docs ORDER BY id") == [("hello world", 11),
                                                                        ("quote \x01 inside", 14)]
     run.verify_all(params)
+
+
+def test_date_time_edges_fast_and_careful_paths_agree(pg_db, sqlite_path):
+    rows = [
+        (1, "2024-12-31 23:59:59.999999"), (2, "2024-12-31T23:59:59.9999+00:00"), (3, "2024-01-01 12:00:59.9996Z"),
+        (4, 2460310.5),              # SQLite julianday(): 2024-01-01 00:00 UTC
+        (5, 20240101),               # YYYYMMDD: ambiguous, refused
+        (6, "2024-01-01 23:59:60"),  # leap second: refused on both paths
+        (7, "2024-01-01 12:00:+2"),  # a sign where seconds belong: refused
+        (8, 1700000000),
+    ]
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, s TEXT);",
+                {"t": [(i, v, "ok") for i, v in rows]})
+    conn = sqlite3.connect(sqlite_path)   # one NUL byte elsewhere sends the table down the careful path too
+    conn.execute("INSERT INTO t VALUES (9, '2024-12-31 23:59:59.999999', 'nul' || char(0))")
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params, on_error="quarantine")
+    got = dict(fetch(params, "SELECT id, at FROM t"))
+    assert got[1] == UTC(2024, 12, 31, 23, 59, 59, 999999)
+    assert got[2] == UTC(2024, 12, 31, 23, 59, 59, 999900)
+    assert got[3] == UTC(2024, 1, 1, 12, 0, 59, 999600)
+    assert got[4] == UTC(2024, 1, 1)
+    assert got[8] == UTC(2023, 11, 14, 22, 13, 20)
+    assert set(got) == {1, 2, 3, 4, 8}
+    assert result["tables"]["t"]["rejected"] == 4   # 5, 6, 7 and the NUL row 9
+    report = run.profile(params)["tables"]["t"]["columns"]["at"]
+    assert report["problems"] == {"not a recognised date/time": 3}
+    assert report["datetime_formats"]["Julian day number"] == 1
+    run.verify_all(params)
