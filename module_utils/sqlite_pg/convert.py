@@ -187,6 +187,14 @@ class FloatCodec(Codec):
 
 
 class NumericCodec(Codec):
+    """numeric, and numeric(p,s): SQLite keeps any number of decimal places in a DECIMAL(p,s)
+    column; a value PostgreSQL would round to s places is refused, not silently rounded."""
+
+    def __init__(self, pg_type, notnull=False):
+        super().__init__(pg_type, notnull)
+        m = re.fullmatch(r"numeric\(\d+,(\d+)\)", pg_type)
+        self.scale = int(m.group(1)) if m else None
+
     def clean(self, c):
         return f"typeof({c}) = 'integer'"
 
@@ -194,12 +202,25 @@ class NumericCodec(Codec):
         return [(f"typeof({c}) = 'integer'", c)]
 
     def rules(self, c):
-        return [
+        s = self.scale
+        places = f"more decimal places than {self.pg_type} keeps (it would round the value)"
+        real_fits = f" AND round({c}, {s}) = {c}" if s is not None else ""
+        text_scale = s if s is not None else -1
+        rules = [
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
-            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", float_text(c), None),
+            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308{real_fits}", float_text(c), None),
+        ]
+        if s is not None:
+            rules.append((f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", None, places))
+        rules += [
             (f"typeof({c}) = 'real'", None, "infinity in a numeric column"),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
-            (f"typeof({c}) = 'text' AND s2p_decimal({c}) IS NOT NULL", f"s2p_decimal({c})", None),
+            (f"typeof({c}) = 'text' AND s2p_decimal({c}, {text_scale}) IS NOT NULL",
+             f"s2p_decimal({c}, {text_scale})", None),
+        ]
+        if s is not None:
+            rules.append((f"typeof({c}) = 'text' AND s2p_decimal({c}, -1) IS NOT NULL", None, places))
+        return rules + [
             (f"typeof({c}) = 'text'", None, NOT_NUMBER),
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
         ]
@@ -425,12 +446,18 @@ def _to_float(text):
     return repr(value) if not math.isnan(value) or text.strip().lower() == "nan" else None
 
 
-def _to_decimal(text):
+def _to_decimal(text, scale=-1):
+    """Decimal text, normalised; None when not a finite number or (scale >= 0) when it has
+    more significant decimal places than ``scale``."""
     try:
         value = decimal.Decimal(text.strip())
     except (decimal.InvalidOperation, AttributeError):
         return None
-    return format(value, "f") if value.is_finite() else None
+    if not value.is_finite():
+        return None
+    if scale >= 0 and value != value.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN):
+        return None
+    return format(value, "f")
 
 
 def _valid_utf8(raw):
@@ -486,7 +513,7 @@ def register_functions(conn):
     """Register the helpers above on a SQLite connection (deterministic, so SQLite may cache)."""
     conn.create_function("s2p_int", 2, _to_int, deterministic=True)
     conn.create_function("s2p_float", 1, _to_float, deterministic=True)
-    conn.create_function("s2p_decimal", 1, _to_decimal, deterministic=True)
+    conn.create_function("s2p_decimal", 2, _to_decimal, deterministic=True)
     conn.create_function("s2p_blob_text", 2, _blob_text, deterministic=True)
     conn.create_function("s2p_epoch", 2, _epoch, deterministic=True)
     conn.create_function("s2p_utf8", 1, _valid_utf8, deterministic=True)

@@ -267,14 +267,16 @@ def _truncate(cur, schema, target, loading=()):
     tid = sql.Identifier(schema, target.name)
     cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(tid))
     has_rows = cur.fetchone()[0]
-    cur.execute("SELECT DISTINCT conrelid::regclass::text, c.relname FROM pg_constraint k "
-                "JOIN pg_class c ON c.oid = k.conrelid WHERE confrelid = %s::regclass AND contype = 'f' "
-                "AND conrelid <> confrelid", (tid.as_string(cur),))
+    cur.execute("SELECT DISTINCT conrelid::regclass::text, conrelid FROM pg_constraint "
+                "WHERE confrelid = %s::regclass AND contype = 'f' AND conrelid <> confrelid", (tid.as_string(cur),))
     referencing = cur.fetchall()
     if referencing:
         if not has_rows:
             return False
-        outside = sorted(name for name, relname in referencing if relname not in loading)
+        cur.execute("SELECT to_regclass(t)::oid FROM unnest(%s::text[]) t",
+                    ([sql.Identifier(schema, name).as_string(cur) for name in loading],))
+        loading_oids = {r[0] for r in cur.fetchall()}
+        outside = sorted(name for name, oid in referencing if oid not in loading_oids)
         if outside:
             raise MigrationError(
                 f"table {target.name!r} must be copied again but tables outside this run reference it "

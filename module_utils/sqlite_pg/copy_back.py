@@ -37,11 +37,11 @@ def to_sqlite(value, declared=""):
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat(sep=" ", timespec="microseconds")   # zero-padded years too
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, datetime.time):
-        return value.strftime("%H:%M:%S.%f")
+        return value.isoformat(timespec="microseconds")
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() and "INT" in declared.upper() else float(value)
     if isinstance(value, memoryview):
@@ -51,6 +51,11 @@ def to_sqlite(value, declared=""):
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return str(value)
+
+
+def _plain_key(key):
+    """Keys the rejects table holds as plain JSON values (not a hex-encoded BLOB or bad text)."""
+    return all(not isinstance(v, dict) for v in key.values())
 
 
 def _kept_keys(cur, schema, table):
@@ -68,7 +73,7 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     table = target.source
     qname = quote_ident(table.name)
     with pg_conn.cursor() as cur:
-        target_codecs(cur, schema, target)   # the target table and its columns must exist
+        codecs = target_codecs(cur, schema, target)   # the target table and its columns must exist
         kept = _kept_keys(cur, schema, table.name)
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
         pg_rows = cur.fetchone()[0]
@@ -83,8 +88,10 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     declared = {c.source: table.column(c.source).declared for c in target.columns}
     sqlite_conn.execute("CREATE TEMP TABLE IF NOT EXISTS s2p_kept (k TEXT PRIMARY KEY)")
     sqlite_conn.execute("DELETE FROM s2p_kept")
-    sqlite_conn.executemany("INSERT OR IGNORE INTO s2p_kept VALUES (?)",
-                            [(json.dumps([k.get(c) for c in key_cols]),) for k in kept])
+    # The kept keys are rendered by SQLite's own json_array, as the rows' keys are below.
+    marks = ", ".join("?" * len(key_cols))
+    sqlite_conn.executemany(f"INSERT OR IGNORE INTO s2p_kept SELECT json_array({marks})",
+                            [tuple(k.get(c) for c in key_cols) for k in kept if _plain_key(k)])
     key_json = "json_array(" + ", ".join(quote_ident(c) if c != "rowid" else "rowid" for c in key_cols) + ")"
     deleted = sqlite_conn.execute(
         f"DELETE FROM {qname} WHERE {key_json} NOT IN (SELECT k FROM s2p_kept)").rowcount
@@ -95,8 +102,10 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     inserted = 0
     with pg_conn.cursor(name="s2p_copy_back") as cur:   # server-side: bounded memory
         cur.itersize = _BATCH
+        # JSON goes back as its text: decoded, a JSON string or null would lose its quotes.
         cur.execute(sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(sql.Identifier(c.name) for c in target.columns),
+            sql.SQL(", ").join(sql.SQL("{}::text" if c.codec.pg_type in ("json", "jsonb") else "{}").format(
+                sql.Identifier(c.target)) for c in codecs),
             sql.Identifier(schema, target.name)))
         while True:
             rows = cur.fetchmany(_BATCH)

@@ -156,7 +156,8 @@ def copy_back(params, check_mode=False):
 
     with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
         checked = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema)
-        differ = {r["table"] for r in checked if r["problems"]}
+        # Only content decides: an unindexed foreign key is verify's business, not rollback's.
+        differ = {r["table"] for r in checked if not r["content_ok"]}
         todo = {name: target for name, target in model.items() if name in differ}
         results = {r["table"]: dict(table=r["table"], status="in_sync", postgresql_rows=r["target_rows"])
                    for r in checked if r["table"] not in differ}

@@ -8,6 +8,7 @@ object ``copy_expert`` reads, fed by one reader thread per SQLite connection.
 import queue
 import threading
 
+from .errors import MigrationError
 from .introspect import quote_ident
 
 _MAX_CHUNK_ROWS = 50_000
@@ -23,8 +24,14 @@ class SourceTable:
         self.columns = columns
         self.qname = quote_ident(table.name)
         if table.has_rowid:
+            # A column may be named rowid; SQLite's other names for it are _rowid_ and oid.
+            taken = {n.lower() for n in table.column_names}
+            name = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+            if name is None:
+                raise MigrationError(f"table {table.name!r} has columns named rowid, _rowid_ and oid: its rows "
+                                     "cannot be addressed; rename one of them")
             self.keys = ("rowid",)
-            self.key_sql = "rowid"
+            self.key_sql = name
         else:
             self.keys = tuple(table.primary_key)
             self.key_sql = ", ".join(quote_ident(k) for k in self.keys)
@@ -37,19 +44,18 @@ class SourceTable:
 
     def stats(self):
         if self.table.has_rowid:
-            return tuple(self.conn.execute(f"SELECT count(*), max(rowid) FROM {self.qname}").fetchone())
+            return tuple(self.conn.execute(f"SELECT count(*), max({self.key_sql}) FROM {self.qname}").fetchone())
         return self.conn.execute(f"SELECT count(*) FROM {self.qname}").fetchone()[0], None
 
     def _where(self, lo, hi):
         parts, args = [], []
         row = f"({self.key_sql})" if len(self.keys) > 1 else self.key_sql
-        marks = "(" + ", ".join("?" * len(self.keys)) + ")" if len(self.keys) > 1 else "?"
-        if lo is not None:
-            parts.append(f"{row} > {marks}")
-            args.extend(lo)
-        if hi is not None:
-            parts.append(f"{row} <= {marks}")
-            args.extend(hi)
+        for op, bound in ((">", lo), ("<=", hi)):
+            if bound is None:
+                continue
+            marks, values = _bind(bound)
+            parts.append(f"{row} {op} {'(' + marks + ')' if len(self.keys) > 1 else marks}")
+            args.extend(values)
         return (" AND ".join(parts) or "1"), args
 
     def chunks(self, first_rows=256, careful=False, start=None, end=None):
@@ -62,8 +68,8 @@ class SourceTable:
             if self.table.has_rowid:
                 row = self.conn.execute(
                     f"SELECT max(k), count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM "
-                    f"(SELECT rowid AS k, {line_sql} AS line FROM {self.qname} WHERE {where} "
-                    f"ORDER BY rowid LIMIT ?)", args + [limit]).fetchone()
+                    f"(SELECT {self.key_sql} AS k, {line_sql} AS line FROM {self.qname} WHERE {where} "
+                    f"ORDER BY {self.key_sql} LIMIT ?)", args + [limit]).fetchone()
                 hi = (row[0],) if row[0] is not None else None
                 rows, good, payload = row[1], row[2], row[3] or b""
             else:
@@ -92,7 +98,7 @@ class SourceTable:
             return [(None, None)]
         edges = [None]
         for i in range(1, parts):
-            row = self.conn.execute(f"SELECT rowid FROM {self.qname} ORDER BY rowid LIMIT 1 OFFSET ?",
+            row = self.conn.execute(f"SELECT {self.key_sql} FROM {self.qname} ORDER BY {self.key_sql} LIMIT 1 OFFSET ?",
                                     (source_rows * i // parts,)).fetchone()
             if row:
                 edges.append((row[0],))
@@ -124,7 +130,7 @@ class SourceTable:
         where, args = self._where(lo, hi)
         problems = ", ".join(c.codec.problem(quote_ident(c.source)) for c in self.columns)
         raws = ", ".join(quote_ident(c) for c in self.table.column_names)
-        pk = ", ".join(quote_ident(c) for c in self.table.primary_key) or "rowid"
+        pk = ", ".join(quote_ident(c) for c in self.table.primary_key) or self.key_sql
         cond = f" AND ({self.careful_line_sql}) IS NULL" if only_bad else ""
         n = len(self.columns)
         cursor = self.conn.execute(
@@ -139,6 +145,23 @@ class SourceTable:
 
 
 # --- the copy ---------------------------------------------------------------------------------
+
+
+def _bind(key):
+    """Placeholders and values for a key. Text that is not valid UTF-8 comes back from
+    SQLite as a str with surrogate escapes; it is bound as its bytes, cast back to text."""
+    marks, values = [], []
+    for value in key:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                marks.append("CAST(? AS TEXT)")
+                values.append(value.encode("utf-8", "surrogateescape"))
+                continue
+        marks.append("?")
+        values.append(value)
+    return ", ".join(marks), values
 
 
 class Feed:
@@ -156,6 +179,7 @@ class Feed:
         self.bytes = 0
         self.error = None
         self.stop = threading.Event()
+        self.lock = threading.Lock()
         self.running = len(sources)
         self.threads = [threading.Thread(target=self._produce, args=(chunks,), daemon=True) for chunks in sources]
         for thread in self.threads:
@@ -164,9 +188,10 @@ class Feed:
     def _produce(self, chunks):
         try:
             for lo, hi, rows, good, payload in chunks:
-                if rows != good:
-                    self.bad_ranges.append((lo, hi))
-                self.rows += good
+                with self.lock:   # several reader threads add up here
+                    if rows != good:
+                        self.bad_ranges.append((lo, hi))
+                    self.rows += good
                 if self.stop.is_set():
                     return
                 self.queue.put(payload)

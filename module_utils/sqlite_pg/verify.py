@@ -71,11 +71,14 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         dst_count, dst_sum = _checksum(cur, tid, names)
         result.update(source_rows=source_rows, target_rows=dst_count, rejected=rejected,
                       source_checksum=src_sum, target_checksum=dst_sum)
+        result["content_ok"] = True
         if source_rows != converted + rejected:
+            result["content_ok"] = False
             result["problems"].append(
                 f"{source_rows} source rows, but {converted} convert and {rejected} are quarantined: "
                 f"{source_rows - converted - rejected} unaccounted for (rerun sqlite_pg_copy)")
         if (src_count, src_sum) != (dst_count, dst_sum):
+            result["content_ok"] = False
             result["problems"].append(f"content differs: source {src_count} rows / {src_sum}, "
                                       f"target {dst_count} rows / {dst_sum}")
             result["differences"] = _differences(cur, sql.Identifier(_TEMP), tid, names, target.primary_key,

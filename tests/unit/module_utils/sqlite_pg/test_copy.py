@@ -411,3 +411,33 @@ def test_date_time_edges_fast_and_careful_paths_agree(pg_db, sqlite_path):
     assert report["problems"] == {"not a recognised date/time": 3}
     assert report["datetime_formats"]["Julian day number"] == 1
     run.verify_all(params)
+
+
+def test_keys_that_are_not_valid_utf8_and_a_column_named_rowid(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, """
+        CREATE TABLE wr (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+        CREATE TABLE r (rowid TEXT, v INTEGER);""", {
+        "wr": [(f"k{i:04d}", i) for i in range(600)],
+        "r": [("same", 1), ("same", 2), (None, 3)],
+    })
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("INSERT INTO wr VALUES (CAST(x'6b30303031ff' AS TEXT), 9999)")   # 'k0001\xff'
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params, on_error="quarantine")
+    assert (result["tables"]["wr"]["rows"], result["tables"]["wr"]["rejected"]) == (600, 1)
+    assert fetch(params, 'SELECT "rowid", v FROM r ORDER BY v') == [("same", 1), ("same", 2), (None, 3)]
+    run.verify_all(params)
+
+
+def test_decimal_scale_is_kept_not_rounded(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE m (id INTEGER PRIMARY KEY, price DECIMAL(10,2));",
+                {"m": [(1, 19.99), (2, 10.01), (3, 19.999), (4, "10.005"), (5, "7.50"), (6, 3)]})
+    params = dict(pg_db, source=sqlite_path)
+    result = migrate(params, on_error="quarantine")
+    assert [str(r[0]) for r in fetch(params, "SELECT price FROM m ORDER BY id")] == ["19.99", "10.01", "7.50", "3.00"]
+    assert result["tables"]["m"]["reasons"] == {
+        "more decimal places than numeric(10,2) keeps (it would round the value)": 2}
+    assert run.profile(params)["tables"]["m"]["would_reject"] == 2
+    run.verify_all(params)

@@ -64,3 +64,24 @@ def test_migrate_again_after_a_rollback(pg_db, sqlite_path):
     again = migrate(params)                                  # parents emptied with their children, both reloaded
     assert again["tables"]["users"]["rows"] == 2 and again["tables"]["ideas"]["rows"] == 2
     run.verify_all(params)
+
+
+def test_composite_keys_json_scalars_and_old_dates_come_back(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, """
+        CREATE TABLE pairs (a TEXT, b INTEGER, doc JSON, at DATETIME, note TEXT, PRIMARY KEY (a, b));""", {
+        "pairs": [("é", 1, '"hello"', "0001-01-01 00:00:00.000000", "ok"),
+                  ("x", 2, "null", "2024-01-01 00:00:00.000000", "ok"),
+                  ("é", 3, "true", None, "bad\x00")],     # quarantined, composite non-ASCII key
+    })
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params, on_error="quarantine")
+    fetch(params, "UPDATE pairs SET note = 'changed' WHERE b = 2 RETURNING b")
+    assert run.copy_back(params)["changed"]
+    conn = sqlite3.connect(sqlite_path)
+    rows = conn.execute("SELECT a, b, doc, at, note FROM pairs ORDER BY b").fetchall()
+    conn.close()
+    assert rows == [("é", 1, '"hello"', "0001-01-01 00:00:00.000000", "ok"),
+                    ("x", 2, "null", "2024-01-01 00:00:00.000000", "changed"),
+                    ("é", 3, "true", None, "bad\x00")]
+    run.verify_all(params)
+    assert not run.copy_back(params)["changed"]
