@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from . import convert
@@ -312,6 +313,9 @@ def _careful_copy(cur, source, schema, target, columns, start=None):
             copied += good
             nbytes += len(payload)
         elif len(keys) == 1:
+            if isinstance(error, psycopg2.errors.ForeignKeyViolation):
+                parked.append((lo, keys[-1], error))   # its parent may come later in this table
+                return
             column = _column_from_context(error)
             for key, _reasons, raw in source.bad_rows(lo, keys[-1], only_bad=False):
                 refused.append((key, {column or "(row)": _pg_reason(error)}, raw))
@@ -320,6 +324,7 @@ def _careful_copy(cur, source, schema, target, columns, start=None):
             bisect(lo, keys[:mid])
             bisect(keys[mid - 1], keys[mid:])
 
+    parked = []
     for lo, hi, rows, good, payload in source.chunks(careful=True, start=start):
         if rows != good:
             bad_ranges.append((lo, hi))
@@ -328,6 +333,24 @@ def _careful_copy(cur, source, schema, target, columns, start=None):
             nbytes += len(payload)
         else:
             bisect(lo, source.keys_in(lo, hi))
+    # Rows refused only because their parent row (same table) had not arrived yet: retry
+    # them until a pass makes no progress; what is left is a real orphan.
+    while parked:
+        waiting, parked = parked, []
+        for lo, key, _error in waiting:
+            good, payload = source.payload(lo, key)
+            error = attempt(payload)
+            if error is None:
+                copied += good
+                nbytes += len(payload)
+            else:
+                parked.append((lo, key, error))
+        if len(parked) == len(waiting):
+            break
+    for lo, key, error in parked:
+        column = _column_from_context(error)
+        for row_key, _reasons, raw in source.bad_rows(lo, key, only_bad=False):
+            refused.append((row_key, {column or "(row)": _pg_reason(error)}, raw))
     return copied, nbytes, bad_ranges, refused
 
 
