@@ -9,6 +9,7 @@ column by column. Quarantined rows are accounted for, not counted as loss. Forei
 integrity and sequence positions are checked on the target.
 """
 
+import dataclasses
 import time
 
 import psycopg2
@@ -65,7 +66,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
             feed.close()   # the reader thread must stop before anything else reads SQLite
         if converted is None:
             cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
-            converted, _, _, _ = _careful_copy(cur, source, "pg_temp", _target_named(target, _TEMP), columns)
+            converted, _, _, _ = _careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
         rejected = _rejected(cur, schema, target.source.name)
         src_count, src_sum = _checksum(cur, sql.Identifier(_TEMP), names)
         dst_count, dst_sum = _checksum(cur, tid, names)
@@ -92,14 +93,6 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
     result["ok"] = not result["problems"]
     result["seconds"] = round(time.monotonic() - start, 3)
     return result
-
-
-def _target_named(target, name):
-    from copy import copy as shallow
-
-    clone = shallow(target)
-    clone.name = name
-    return clone
 
 
 def _differences(cur, src, dst, names, key, limit):
