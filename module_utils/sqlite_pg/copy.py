@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from . import convert
+from . import capture, convert
 from .connection import snapshot_readers
 from .errors import DataError, MigrationError
 from .introspect import quote_ident
@@ -36,8 +36,9 @@ PARALLEL_READERS = 2
 @dataclass
 class TableResult:
     table: str
-    status: str                 # copied | appended | in_sync | would_copy | would_append
+    status: str                 # copied | appended | caught_up | in_sync | would_(copy|append|catch_up)
     rows: int = 0               # rows now in the target from this source table
+    replayed: int = 0           # keys the capture log named (caught_up)
     rejected: int = 0           # rows quarantined in _migration_rejects
     bytes: int = 0
     seconds: float = 0.0
@@ -68,8 +69,12 @@ def ensure_bookkeeping(cur, schema):
     cur.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, source_rows bigint NOT NULL, "
         "source_max_rowid bigint, rows_copied bigint NOT NULL, rows_rejected bigint NOT NULL, "
-        "bytes bigint NOT NULL, seconds double precision NOT NULL, finished_at timestamptz NOT NULL)"
+        "bytes bigint NOT NULL, seconds double precision NOT NULL, finished_at timestamptz NOT NULL, "
+        "capture_seq bigint)"
     ).format(sql.Identifier(schema, LEDGER)))
+    # capture_seq: the change-capture log position this table is up to date with (capture.py).
+    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS capture_seq bigint").format(
+        sql.Identifier(schema, LEDGER)))
     cur.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, table_name text NOT NULL, "
         "source_key jsonb NOT NULL, reason text NOT NULL, columns text[] NOT NULL, raw jsonb NOT NULL, "
@@ -81,9 +86,20 @@ def read_ledger(cur, schema):
     cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, LEDGER).as_string(cur),))
     if cur.fetchone()[0] is None:
         return {}
-    cur.execute(sql.SQL("SELECT table_name, source_rows, source_max_rowid, rows_copied, rows_rejected FROM {}")
-                .format(sql.Identifier(schema, LEDGER)))
+    # capture_seq through to_jsonb: a ledger written by an older version has no such column.
+    cur.execute(sql.SQL("SELECT table_name, source_rows, source_max_rowid, rows_copied, rows_rejected, "
+                        "(to_jsonb(l) ->> 'capture_seq')::bigint FROM {} AS l").format(sql.Identifier(schema, LEDGER)))
     return {r[0]: r[1:] for r in cur.fetchall()}
+
+
+def record_ledger(cur, schema, table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq):
+    cur.execute(sql.SQL(
+        "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (table_name) DO UPDATE SET "
+        "source_rows = EXCLUDED.source_rows, source_max_rowid = EXCLUDED.source_max_rowid, "
+        "rows_copied = EXCLUDED.rows_copied, rows_rejected = EXCLUDED.rows_rejected, bytes = EXCLUDED.bytes, "
+        "seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at, capture_seq = EXCLUDED.capture_seq"
+    ).format(sql.Identifier(schema, LEDGER)),
+        (table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq))
 
 
 # --- catalog: the target's real column types --------------------------------------------
@@ -127,11 +143,12 @@ def _copy_sql(schema, table, columns, freeze=False):
 
 
 def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=None, force=False,
-               check_mode=False, ledger=None, readers=(), loading=()):
+               check_mode=False, ledger=None, readers=(), loading=(), capture_at=None):
     """Copy one table; returns a TableResult. Commits its own transaction.
 
     ``readers``: more SQLite connections on the same snapshot, to format a large table's
-    key ranges in parallel.
+    key ranges in parallel. ``capture_at``: the capture log position of the snapshot when
+    the table's changes are logged (capture.py), else None.
     """
     start = time.monotonic()
     with pg_conn.cursor() as cur:
@@ -147,14 +164,24 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         if ledger is None:
             ledger = read_ledger(cur, schema)
         done = ledger.get(target.source.name)
-        if done and not force and done[0] == source_rows and done[1] == max_rowid:
+        # With capture, "nothing logged since" is what says in sync; the counts must agree too
+        # (a row INSERT OR REPLACE removed for a UNIQUE conflict is never logged).
+        logged = (capture.pending(sqlite_conn, target.source.name, done[4], capture_at)
+                  if done and capture_at is not None and done[4] is not None and done[4] <= capture_at else None)
+        if done and not force and done[0] == source_rows and done[1] == max_rowid and not logged:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] == done[2]:
                 pg_conn.rollback()
                 if progress:
                     progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
-        append_after = _appendable(cur, schema, target, done, source_rows, max_rowid) if not force else None
+        if check_mode and logged and target.source.primary_key:
+            pg_conn.rollback()
+            return TableResult(target.source.name, "would_catch_up", rows=source_rows, replayed=logged)
+        # Logged changes (updates, deletes) are not appends: a table they were not replayed
+        # into is copied in full.
+        appendable = not force and logged is None
+        append_after = _appendable(cur, schema, target, done, source_rows, max_rowid) if appendable else None
         if check_mode:
             pg_conn.rollback()
             return TableResult(target.source.name, "would_append" if append_after else "would_copy",
@@ -214,12 +241,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         _set_sequence(cur, schema, target, sqlite_conn)
         cur.execute(sql.SQL("ANALYZE {}").format(tid))
         result.seconds = time.monotonic() - start
-        cur.execute(sql.SQL(
-            "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET "
-            "source_rows = EXCLUDED.source_rows, source_max_rowid = EXCLUDED.source_max_rowid, "
-            "rows_copied = EXCLUDED.rows_copied, rows_rejected = EXCLUDED.rows_rejected, bytes = EXCLUDED.bytes, "
-            "seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at").format(sql.Identifier(schema, LEDGER)),
-            (target.source.name, source_rows, max_rowid, result.rows, result.rejected, result.bytes, result.seconds))
+        record_ledger(cur, schema, target.source.name, source_rows, max_rowid, result.rows, result.rejected,
+                      result.bytes, result.seconds, capture_at if append_after is None else None)
     pg_conn.commit()
     if progress:
         progress.update(target.source.name, result.rows, source_rows,
@@ -424,9 +447,27 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
     for reader in readers:
         convert.register_functions(reader)
     try:
+        position, tracked = capture.position(sqlite_conn)
+        caught_up = {}
+        if position is not None and not force and not check_mode:
+            caught_up = _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on_error, progress)
+            if caught_up:
+                with pg_conn.cursor() as cur:
+                    ledger = read_ledger(cur, schema)
+                pg_conn.rollback()
         loading = {t.name for t in model.values()}
-        return [copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode, ledger,
-                           readers[1:], loading) for target in model.values()]
+        results = []
+        for target in model.values():
+            at = position if target.source.name in tracked else None
+            result = copy_table(sqlite_conn, pg_conn, target, schema, on_error, progress, force, check_mode,
+                                ledger, readers[1:], loading, at)
+            entry = caught_up.get(target.source.name)
+            if entry and result.status == "in_sync":
+                result = TableResult(target.source.name, "caught_up", rows=entry["rows"],
+                                     rejected=entry["total_rejected"], seconds=entry["seconds"],
+                                     replayed=entry["keys"], reasons=entry["reasons"])
+            results.append(result)
+        return results
     except Exception:
         pg_conn.rollback()
         raise
@@ -435,3 +476,48 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
             reader.execute("ROLLBACK")
         for reader in readers[1:]:
             reader.close()
+
+
+def prune_capture_log(path, sqlite_conn, pg_conn, schema):
+    """Drop log entries every table has caught up with (the log only grows otherwise)."""
+    if capture.position(sqlite_conn)[0] is None:
+        return 0
+    with pg_conn.cursor() as cur:
+        ledger = read_ledger(cur, schema)
+    pg_conn.rollback()
+    return capture.prune(path, {name: row[4] for name, row in ledger.items() if row[4] is not None})
+
+
+def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on_error, progress):
+    """Replay the capture log into the tables it can serve (one transaction); {} when none.
+
+    A table qualifies when its triggers are in place, its last copy recorded a capture
+    point, it has a primary key, and the target still holds what the ledger says; the
+    others (and all of them, if PostgreSQL refuses the replay) are copied by copy_table.
+    """
+    from . import catchup
+
+    work = []
+    with pg_conn.cursor() as cur:
+        for target in model.values():
+            done = ledger.get(target.source.name)
+            if (target.source.name not in tracked or not done or done[4] is None or done[4] > position
+                    or not target.source.primary_key):
+                continue
+            if not capture.pending(sqlite_conn, target.source.name, done[4], position):
+                continue
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
+            if cur.fetchone()[0] != done[2]:
+                continue
+            columns = target_codecs(cur, schema, target)
+            work.append((target, columns, SourceTable(sqlite_conn, target.source, columns), done[4]))
+        if work:
+            ensure_bookkeeping(cur, schema)
+    if not work:
+        pg_conn.rollback()
+        return {}
+    try:
+        return catchup.replay(sqlite_conn, pg_conn, work, schema, position, on_error, progress)
+    except psycopg2.Error:
+        pg_conn.rollback()   # the tables are copied in full instead
+        return {}

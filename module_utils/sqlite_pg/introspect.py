@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 from .errors import SourceError
 
+# The change-capture log and triggers this migration adds to the app's file (capture.py):
+# never migrated themselves.
+CAPTURE_LOG = "_s2p_changes"
+CAPTURE_PREFIX = "_s2p_"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -117,6 +122,9 @@ def read_schema(conn):
             continue
         if name.startswith("sqlite_"):
             continue
+        if name == CAPTURE_LOG:
+            schema.skipped[name] = "change-capture log of this migration (see capture.py)"
+            continue
         if kind == "view":
             schema.views.append(name)
             continue
@@ -128,7 +136,8 @@ def read_schema(conn):
             continue
         schema.tables[name] = _read_table(conn, name, bool(without_rowid), master.get(name, ("", ""))[1])
     schema.views.sort()
-    schema.triggers = sorted(name for name, (kind, _sql) in master.items() if kind == "trigger")
+    schema.triggers = sorted(name for name, (kind, _sql) in master.items()
+                             if kind == "trigger" and not name.startswith(CAPTURE_PREFIX))
     return schema
 
 

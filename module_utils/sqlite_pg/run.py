@@ -103,6 +103,8 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     with opened(params) as (sqlite_conn, pg_conn, source, model, options):
         results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
                                      progress=progress, force=force, check_mode=check_mode)
+        if not check_mode:
+            copier.prune_capture_log(params["source"], sqlite_conn, pg_conn, options.schema)
     tables = {r.table: r.as_dict() for r in results}
     return dict(
         changed=any(r.status != "in_sync" for r in results),
@@ -169,3 +171,26 @@ def copy_back(params, check_mode=False):
             finally:
                 writer.close()
     return dict(changed=bool(todo), tables=results)
+
+
+def capture(params, state="present", check_mode=False):
+    """Install (``present``) or remove (``absent``) change capture in the SQLite file."""
+    from . import capture as capturer
+
+    options = options_from(params)
+    sqlite_conn = open_sqlite(params["source"])
+    try:
+        if state == "present":
+            model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
+            statements = capturer.install(params["source"], sqlite_conn, model, check_mode)
+            tables = sorted(model)
+        else:
+            statements = capturer.remove(params["source"], sqlite_conn, check_mode)
+            tables = []
+        position, _tracked = capturer.position(sqlite_conn)
+        pending = 0
+        if position is not None:
+            pending = sqlite_conn.execute(f"SELECT count(*) FROM {introspect.quote_ident(capturer.LOG)}").fetchone()[0]
+    finally:
+        sqlite_conn.close()
+    return dict(changed=bool(statements), statements=statements, tables=tables, log_rows=pending)

@@ -4,6 +4,7 @@ process that keeps writing. Every write the app committed must be found on the s
 ends up on: PostgreSQL after cutover, SQLite after rollback.
 """
 
+import glob
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ from scripts.make_demo_db import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PASSWORD = "app-secret/with:odd@chars"
+APP_ROLE = "planner_app"
+APP_PASSWORD = "app-role/only:dml@rights"
 
 
 @pytest.fixture
@@ -35,7 +38,13 @@ def tls_app(tmp_path, tls_cluster):
     yield from make_app(tmp_path, tls_cluster, tls=True)
 
 
-def make_app(tmp_path, pg_cluster, tls=False):
+@pytest.fixture
+def app_own_role(tmp_path, pg_cluster):
+    """The same, but the app logs in with its own role (not the owner: DML rights only)."""
+    yield from make_app(tmp_path, pg_cluster, app_role=True)
+
+
+def make_app(tmp_path, pg_cluster, tls=False, app_role=False):
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     build(app_dir / "bot.db", users=300, ideas_per_user=2, analyses_per_idea=2, seed=11)
@@ -47,6 +56,9 @@ def make_app(tmp_path, pg_cluster, tls=False):
         cur.execute("DROP ROLE IF EXISTS planner")
         cur.execute("CREATE ROLE planner LOGIN PASSWORD %s", (PASSWORD,))
         cur.execute(f'CREATE DATABASE "{db}" OWNER planner')
+        if app_role:   # what the provider (or roles/postgresql) does: a plain login role
+            cur.execute(f"DROP ROLE IF EXISTS {APP_ROLE}")
+            cur.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD %s", (APP_PASSWORD,))
     pidfile = app_dir / "app.pid"
     python = sys.executable
     writer = os.path.join(ROOT, "tests", "app", "writer.py")
@@ -65,6 +77,8 @@ def make_app(tmp_path, pg_cluster, tls=False):
         "migration_app_start_command": f"sh -c '{start}'",
         "migration_health_command": f"sh -c 'sleep 0.5; kill -0 $(cat {pidfile})'",
     }}}
+    if app_role:
+        inventory["all"]["vars"].update(migration_app_db_user=APP_ROLE, migration_app_db_password=APP_PASSWORD)
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     subprocess.run(["sh", "-c", start], check=True)
     yield dict(dir=app_dir, inventory=str(tmp_path / "inventory.yml"), db=db, pidfile=pidfile,
@@ -76,6 +90,8 @@ def make_app(tmp_path, pg_cluster, tls=False):
         subprocess.run(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null"], check=False)
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+        if app_role:
+            cur.execute(f"DROP ROLE IF EXISTS {APP_ROLE}")
     admin.close()
 
 
@@ -87,6 +103,7 @@ def playbook(app, name, *extra):
     out = json.loads(proc.stdout)
     assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
     assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
+    assert APP_PASSWORD not in proc.stdout and APP_PASSWORD not in proc.stderr
     return out["stats"]["localhost"]
 
 
@@ -138,6 +155,7 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
 
     first = playbook(app, "migrate.yml")
     assert first["failures"] == 0 and first["changed"] > 0
+    assert target_dumps(app) == []                 # the target held no table yet: nothing to dump
     before_cutover = written(app)
     lost = set(before_cutover) - pg_users(app)
     wait_for_writes(app, len(before_cutover) + 20)  # the app, restarted, writes to PostgreSQL
@@ -149,10 +167,11 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
     assert state["migrated"] and float(state["write_downtime_seconds"]) < 60
     report = json.loads(next(app["reports"].glob("*.json")).read_text())
     assert report["write_downtime_seconds"] == state["write_downtime_seconds"]
-    # The app also updated old rows while the bulk copy ran: appending new rows was not
-    # enough, verification said so, and the tables were copied again before cutover.
+    # The app also updated old rows while the bulk copy ran: the capture log named them, the
+    # final pass replayed only those (no table copied again), and verification agreed.
     assert all(t["ok"] for t in report["verify"].values())
-    assert {t["status"] for t in report["final_copy"].values()} == {"copied"}
+    final = {t["status"] for t in report["final_copy"].values()}
+    assert "caught_up" in final and final <= {"caught_up", "in_sync"}, report["final_copy"]
 
     again = playbook(app, "migrate.yml")
     assert again["changed"] == 0                  # already on PostgreSQL: nothing changes
@@ -169,6 +188,10 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
 
     third = playbook(app, "migrate.yml")           # and forward again
     assert third["failures"] == 0
+    # The re-migration found the target holding tables: it was dumped (pg_dump -Fc) first.
+    dumps = target_dumps(app)
+    assert len(dumps) == 1 and oct(dumps[0].stat().st_mode & 0o777) == "0o600"
+    assert {"users", "ideas", "analyses"} <= dumped_tables(dumps[0])
     assert set(written(app)) - pg_users(app) - set(written(app)[-5:]) == set()
 
     done = playbook(app, "decommission.yml", "-e", "migration_confirm_decommission=true")
@@ -221,3 +244,132 @@ def test_cutover_through_verify_full_and_the_app_follows(tls_app):
     wait_for_writes(app, before + 10)               # the app writes to PostgreSQL, over TLS
     assert "postgresql+psycopg2" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
     assert set(written(app)[:before]) - pg_users(app) == set()
+
+
+# --- a dump of the target before a rerun touches it again (issue #4) -------------------------
+
+
+def target_dumps(app):
+    return sorted((app["dir"] / ".sqlite_pg" / "backups").glob(f"{app['db']}.*.pgc"))
+
+
+def dumped_tables(path):
+    """The tables in a custom-format dump, as ``pg_restore --list`` reads it (fails on a bad file)."""
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_restore"), key=lambda p: int(p.split("/")[4]))[-1]
+    listing = subprocess.run([bindir, "--list", str(path)], check=True, capture_output=True, text=True).stdout
+    return {line.split()[-2] for line in listing.splitlines() if " TABLE DATA " in line}
+
+
+def test_a_rerun_dumps_the_target_first_over_verify_full(tls_app, tmp_path):
+    app = tls_app
+    assert playbook(app, "migrate.yml", "--tags", "load")["failures"] == 0   # tables, no cutover
+    backups = app["dir"] / ".sqlite_pg" / "backups"
+
+    playbook(app, "migrate.yml", "--tags", "backup", "--check")
+    assert target_dumps(app) == []                                          # check mode: no dump
+
+    backups.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = backups / f"{app['db']}.20000101T000000Z.pgc"
+    old.write_bytes(b"an older dump")
+    rerun = playbook(app, "migrate.yml", "--tags", "backup", "-e", "migration_keep_backups=1")
+    assert rerun["changed"] > 0
+    dumps = target_dumps(app)                          # pruned to the newest, taken through TLS
+    assert len(dumps) == 1 and dumps[0] != old and oct(dumps[0].stat().st_mode & 0o777) == "0o600"
+    assert {"users", "ideas", "analyses", "_migration_ledger"} <= dumped_tables(dumps[0])
+
+    # A pg_dump older than the server: auto warns and goes on without a dump, required stops.
+    fake = tmp_path / "old-client"
+    fake.mkdir()
+    (fake / "pg_dump").write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 11.22'\n")
+    (fake / "pg_dump").chmod(0o755)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               PATH=f"{fake}:{os.environ['PATH']}")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+               os.path.join(ROOT, "playbooks", "migrate.yml"), "--tags", "backup"]
+    auto = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert auto.returncode == 0, auto.stdout[-4000:]
+    assert "WARNING: " + app["db"] in auto.stdout and "pg_dump 11 on localhost is older than the server" in auto.stdout
+    assert target_dumps(app) == dumps
+    required = subprocess.run(command + ["-e", "migration_target_dump=required"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+    assert required.returncode != 0 and "is older than the server (PostgreSQL" in required.stdout
+    assert "install postgresql-client-" in required.stdout and PASSWORD not in required.stdout + auto.stdout
+
+
+def playbook_tasks(app, name, *extra):
+    """Run a playbook; {task name: changed} for the tasks that ran on localhost."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+                           os.path.join(ROOT, "playbooks", name), *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
+    assert APP_PASSWORD not in proc.stdout and PASSWORD not in proc.stdout
+    return {t["task"]["name"]: t["hosts"]["localhost"].get("changed", False)
+            for play in out["plays"] for t in play["tasks"]
+            if "localhost" in t["hosts"] and not t["hosts"]["localhost"].get("skipped")}
+
+
+def test_the_app_runs_with_its_own_role_not_the_owner(app_own_role, pg_cluster):
+    app = app_own_role
+    wait_for_writes(app, 10)
+    assert playbook(app, "migrate.yml", "--check")["failures"] == 0   # grants planned on no table yet
+
+    first = playbook_tasks(app, "migrate.yml", "--tags", "load")
+    grants = {name: changed for name, changed in first.items() if "Let the app's role" in name}
+    assert len(grants) == 4 and any(grants.values()), first
+    again = playbook_tasks(app, "migrate.yml", "--tags", "load")     # idempotent
+    assert {name: changed for name, changed in again.items() if "Let the app's role" in name} == dict.fromkeys(grants,
+                                                                                                               False)
+
+    # The cutover gate logs in as the app's role: with a wrong password for it (the
+    # migration's own login is fine) cutover stops before writes stop, the app stays on SQLite.
+    subprocess.run(["sh", "-c", f"kill $(cat {app['pidfile']})"], check=True)
+    env_before = (app["dir"] / ".env").read_text()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
+                           os.path.join(ROOT, "playbooks", "migrate.yml"), "--tags", "cutover",
+                           "-e", "migration_app_db_password=not-the-app-password"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout[-6000:]
+    assert "Check that the app's role logs in" in proc.stdout and "The app runs on SQLite as before" in proc.stdout
+    assert (app["dir"] / ".env").read_text() == env_before
+    before = len(written(app))
+    wait_for_writes(app, before + 10)                     # started again, on SQLite
+    assert "sqlite" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
+
+    assert playbook(app, "migrate.yml")["failures"] == 0
+    env = (app["dir"] / ".env").read_text()
+    assert f"://{APP_ROLE}:" in env and "://planner:" not in env
+    before = len(written(app))
+    wait_for_writes(app, before + 20)                     # the app writes to PostgreSQL, as its own role
+    assert "postgresql+psycopg2" in (app["dir"] / "writes.log").read_text().split("# start")[-1].splitlines()[0]
+    assert set(written(app)[:before]) - pg_users(app) == set()
+
+    admin = psycopg2.connect(host=pg_cluster.sockdir, port=pg_cluster.port, user="postgres", dbname=app["db"])
+    with admin, admin.cursor() as cur:
+        cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, oid = (SELECT datdba FROM pg_database"
+                    " WHERE datname = current_database()), (SELECT count(*) FROM pg_class WHERE relowner = r.oid)"
+                    " FROM pg_roles r WHERE rolname = %s", (APP_ROLE,))
+        assert cur.fetchone() == (False, False, False, False, 0)   # not the owner, owns nothing, no superuser
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
+                    (APP_ROLE,))
+        assert cur.fetchone()[0] > 0                                # the running app's connection
+        privs = {}
+        for table in ("users", "ideas", "analyses", "_migration_ledger"):
+            cur.execute("SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES',"
+                        "'TRIGGER']) p WHERE has_table_privilege(%s, %s, p)", (APP_ROLE, f"public.{table}"))
+            privs[table] = {r[0] for r in cur.fetchall()}
+        dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+        assert privs == {"users": dml, "ideas": dml, "analyses": dml, "_migration_ledger": set()}
+        cur.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE'), has_database_privilege(%s,"
+                    " current_database(), 'CREATE'), has_database_privilege(%s, current_database(), 'CONNECT')",
+                    (APP_ROLE,) * 3)
+        assert cur.fetchone() == (False, False, True)
+        cur.execute("SELECT pg_get_serial_sequence('public.users', 'id')")
+        seq = cur.fetchone()[0]
+        cur.execute("SELECT has_sequence_privilege(%s, %s, 'USAGE'), has_sequence_privilege(%s, %s, 'UPDATE')",
+                    (APP_ROLE, seq, APP_ROLE, seq))
+        assert cur.fetchone() == (True, True)
+    admin.close()
+    assert playbook(app, "migrate.yml")["changed"] == 0

@@ -1,0 +1,145 @@
+"""Change capture: triggers log what the app changes; the next copy replays only that."""
+
+import sqlite3
+
+import pytest
+
+from sqlite_pg import run
+from sqlite_pg.errors import DataError
+from tests.conftest import fetch, make_sqlite, migrate
+
+APP = """
+CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);
+CREATE TABLE ideas (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    title TEXT, score INTEGER);
+CREATE TABLE tags (idea_id INTEGER NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (idea_id, tag)) WITHOUT ROWID;
+CREATE TABLE log (line TEXT);
+"""
+
+
+def _app(sqlite_path, users=50, ideas=4):
+    rows = {
+        "users": [(u, f"user {u}") for u in range(1, users + 1)],
+        "ideas": [(u * 10 + i, u, f"idea {u}.{i}", i) for u in range(1, users + 1) for i in range(ideas)],
+        "tags": [(u * 10, t) for u in range(1, users + 1) for t in ("a", "b")],
+        "log": [("started",), ("started",)],
+    }
+    return make_sqlite(sqlite_path, APP, rows)
+
+
+def _write(path, *statements):
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    for stmt in statements:
+        conn.execute(stmt)
+    conn.commit()
+    conn.close()
+
+
+def _same(params, sqlite_path, table, order):
+    conn = sqlite3.connect(sqlite_path)
+    source = [tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+    conn.close()
+    return source == [tuple(r) for r in fetch(params, f"SELECT * FROM {table} ORDER BY {order}")]
+
+
+def test_install_is_idempotent_and_invisible_to_the_migration(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    check = run.capture(params, check_mode=True)
+    assert check["changed"] and len(check["statements"]) == 1 + 3 * 4
+    assert "_s2p_changes" not in {r[0] for r in sqlite3.connect(sqlite_path).execute(
+        "SELECT name FROM sqlite_master")}, "check mode wrote to the file"
+    assert run.capture(params)["changed"]
+    assert not run.capture(params)["changed"], "a second install changed something"
+    result = run.schema(params, phase="tables")
+    assert "_s2p_changes" not in result["tables"] and result["triggers"] == []
+    assert "_s2p_changes" in result["skipped"]
+
+
+def test_updates_deletes_and_key_changes_are_replayed_not_recopied(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    _write(sqlite_path,
+           "UPDATE users SET name = 'renamed' WHERE id = 3",
+           "DELETE FROM users WHERE id = 4",                       # cascades to its ideas in SQLite
+           "INSERT INTO users (name) VALUES ('new one')",
+           "INSERT INTO ideas VALUES (9001, 51, 'for the new user', 1)",
+           "UPDATE ideas SET id = 8000 WHERE id = 21",             # a key that changes
+           "UPDATE ideas SET score = score + 100 WHERE user_id = 7",
+           "DELETE FROM tags WHERE idea_id = 10 AND tag = 'a'",
+           "INSERT INTO tags VALUES (10, 'c')")
+    result = run.copy(params)
+    status = {t: r["status"] for t, r in result["tables"].items()}
+    assert status == {"users": "caught_up", "ideas": "caught_up", "tags": "caught_up", "log": "in_sync"}
+    assert result["tables"]["users"]["replayed"] == 3
+    for table, order in (("users", "id"), ("ideas", "id"), ("tags", "idea_id, tag"), ("log", "line")):
+        assert _same(params, sqlite_path, table, order), table
+    assert run.verify_all(params)["rows"] > 0
+    # The new user's id came from the sequence past the replayed rows.
+    assert fetch(params, "INSERT INTO users (name) VALUES ('on postgres') RETURNING id") == [(52,)]
+    # The log is pruned behind the copy, and a rerun has nothing to do.
+    assert sqlite3.connect(sqlite_path).execute("SELECT count(*) FROM _s2p_changes").fetchone()[0] == 0
+    fetch(params, "DELETE FROM users WHERE id = 52 RETURNING id")
+    again = run.copy(params)
+    assert not again["changed"], again["tables"]
+
+
+def test_a_table_without_primary_key_is_copied_again(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    _write(sqlite_path, "UPDATE log SET line = 'changed' WHERE rowid = 1")
+    result = run.copy(params)
+    assert result["tables"]["log"]["status"] == "copied"
+    assert result["tables"]["users"]["status"] == "in_sync"
+    assert _same(params, sqlite_path, "log", "line")
+
+
+def test_rows_that_stop_converting_leave_and_are_quarantined(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params, on_error="quarantine")
+    _write(sqlite_path, "UPDATE ideas SET score = 'lots' WHERE id = 10")
+    with pytest.raises(DataError, match="ideas"):
+        run.copy(params)
+    assert fetch(params, "SELECT score FROM ideas WHERE id = 10") == [(0,)], "a failed catch-up left changes"
+    result = run.copy(params, on_error="quarantine")
+    assert result["tables"]["ideas"]["status"] == "caught_up" and result["rejected"] == 1
+    assert fetch(params, "SELECT count(*) FROM ideas WHERE id = 10") == [(0,)]
+    assert fetch(params, "SELECT source_key FROM _migration_rejects") == [({"id": 10},)]
+    # Fixed in SQLite: the row comes back and its reject goes.
+    _write(sqlite_path, "UPDATE ideas SET score = 5 WHERE id = 10")
+    result = run.copy(params, on_error="quarantine")
+    assert result["rejected"] == 0 and fetch(params, "SELECT score FROM ideas WHERE id = 10") == [(5,)]
+    assert fetch(params, "SELECT count(*) FROM _migration_rejects") == [(0,)]
+
+
+def test_changes_before_the_bulk_snapshot_are_not_lost(pg_db, sqlite_path):
+    """Capture installed, then writes, then the bulk copy: the copy's snapshot holds them,
+    and the ledger's capture point is that snapshot's, so nothing is replayed twice or missed."""
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    _write(sqlite_path, "UPDATE users SET name = 'early' WHERE id = 1")
+    migrate(params)
+    assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("early",)]
+    _write(sqlite_path, "UPDATE users SET name = 'late' WHERE id = 1")
+    assert run.copy(params)["tables"]["users"]["status"] == "caught_up"
+    assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("late",)]
+
+
+def test_remove_takes_away_only_what_capture_added(pg_db, sqlite_path):
+    _app(sqlite_path)
+    _write(sqlite_path, "CREATE TRIGGER app_own AFTER INSERT ON log BEGIN SELECT 1; END")
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    removed = run.capture(params, state="absent")
+    assert removed["changed"] and len(removed["statements"]) == 3 * 4 + 1
+    names = {r[0] for r in sqlite3.connect(sqlite_path).execute("SELECT name FROM sqlite_master")}
+    assert "app_own" in names and not any(n.startswith("_s2p_") for n in names)
+    assert not run.capture(params, state="absent")["changed"]
