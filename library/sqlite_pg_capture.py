@@ -15,6 +15,10 @@ description:
   - A table without a primary key only logs that it changed; it is copied again in full.
   - O(state=absent) removes triggers and log (decommission). The app's own triggers are never touched.
   - Writes to the SQLite file in one short write transaction (waits up to 30 s for the app's writers).
+  - With O(side=postgresql), the same for the rollback window after cutover - a log table
+    C(_migration_changes) and a row trigger on every migrated table of the target record the keys the
+    app changes there, so M(sqlite_pg_copy_back) brings back only those rows. Installed at cutover
+    before the app starts on PostgreSQL; removed after a rollback and at decommission.
   - Check mode returns the statements without running them.
 extends_documentation_fragment: [sqlite_pg]
 options:
@@ -22,6 +26,11 @@ options:
     description: Not used by this module (it changes SQLite only); accepted so module_defaults can be shared.
     type: str
     required: false
+  side:
+    description: Where changes are captured - the SQLite file (before cutover) or the PostgreSQL target (after).
+    type: str
+    default: sqlite
+    choices: [sqlite, postgresql]
   state:
     description: Whether capture is installed.
     type: str
@@ -34,6 +43,16 @@ EXAMPLES = r"""
   sqlite_pg_capture:
     source: /srv/app/bot.db
 
+- name: Capture the app's changes on PostgreSQL for the rollback window
+  sqlite_pg_capture:
+    source: /srv/app/bot.db
+    db: planner
+    login_host: db.internal
+    login_user: planner
+    login_password: "{{ vault_planner_password }}"
+    side: postgresql
+  no_log: true
+
 - name: Remove capture after decommission
   sqlite_pg_capture:
     source: /srv/app/bot.db
@@ -42,7 +61,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 statements:
-  description: The SQL run (or, in check mode, that would run) on the SQLite file.
+  description: The SQL run (or, in check mode, that would run) on the SQLite file or the target.
   returned: always
   type: list
   elements: str
@@ -52,7 +71,7 @@ tables:
   type: list
   elements: str
 log_rows:
-  description: Entries in the log not yet pruned by a copy.
+  description: Entries in the SQLite log not yet pruned by a copy (null for side=postgresql).
   returned: always
   type: int
 """
@@ -67,8 +86,11 @@ def main():
     spec = common_argument_spec()
     spec["db"] = dict(type="str", required=False)
     spec["state"] = dict(type="str", default="present", choices=["present", "absent"])
+    spec["side"] = dict(type="str", default="sqlite", choices=["sqlite", "postgresql"])
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run(module, lambda p: engine.capture(p, state=p["state"], check_mode=module.check_mode))
+    if module.params["side"] == "postgresql" and not module.params["db"]:
+        module.fail_json(msg="side=postgresql needs db (and the connection options)")
+    run(module, lambda p: engine.capture(p, state=p["state"], check_mode=module.check_mode, side=p["side"]))
 
 
 if __name__ == "__main__":

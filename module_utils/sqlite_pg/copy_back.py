@@ -102,11 +102,7 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     inserted = 0
     with pg_conn.cursor(name="s2p_copy_back") as cur:   # server-side: bounded memory
         cur.itersize = _BATCH
-        # JSON goes back as its text: decoded, a JSON string or null would lose its quotes.
-        cur.execute(sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(sql.SQL("{}::text" if c.codec.pg_type in ("json", "jsonb") else "{}").format(
-                sql.Identifier(c.target)) for c in codecs),
-            sql.Identifier(schema, target.name)))
+        cur.execute(sql.SQL("SELECT {} FROM {} AS t").format(_select_list(codecs), sql.Identifier(schema, target.name)))
         while True:
             rows = cur.fetchmany(_BATCH)
             if not rows:
@@ -120,8 +116,53 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     return result
 
 
-def copy_back(sqlite_conn, pg_conn, model, schema, check_mode=False):
-    """Rewrite the given tables of the model from PostgreSQL, in one SQLite transaction."""
+def _select_list(codecs):
+    # JSON goes back as its text: decoded, a JSON string or null would lose its quotes.
+    return sql.SQL(", ").join(sql.SQL("t.{}::text" if c.codec.pg_type in ("json", "jsonb") else "t.{}").format(
+        sql.Identifier(c.target)) for c in codecs)
+
+
+def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
+    """Bring back only the rows whose keys PostgreSQL's capture log names (pg_capture)."""
+    from .pg_capture import LOG
+
+    start = time.monotonic()
+    table = target.source
+    qname = quote_ident(table.name)
+    declared = {c.source: table.column(c.source).declared for c in target.columns}
+    keys = list(target.primary_key)
+    source_keys = [target.column(k).source for k in keys]
+    logged = sql.SQL("SELECT {} FROM (SELECT DISTINCT key FROM {} WHERE table_name = %s) AS l "
+                     "CROSS JOIN LATERAL jsonb_populate_record(NULL::{}, l.key) AS r").format(
+        sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
+        sql.Identifier(schema, LOG), sql.Identifier(schema, target.name))
+    with pg_conn.cursor() as cur:
+        codecs = target_codecs(cur, schema, target)
+        cur.execute(logged, (table.name,))
+        gone = [tuple(to_sqlite(v, declared[n]) for v, n in zip(row, source_keys, strict=True))
+                for row in cur.fetchall()]
+        names = [c.source for c in target.columns]
+        cur.execute(sql.SQL("SELECT {} FROM {} AS t WHERE ({}) IN ({})").format(
+            _select_list(codecs), sql.Identifier(schema, target.name),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in keys), logged), (table.name,))
+        rows = [tuple(to_sqlite(v, declared[n]) for v, n in zip(row, names, strict=True)) for row in cur.fetchall()]
+    pg_conn.rollback()
+    result = dict(table=table.name, keys=len(gone), present=len(rows))
+    if check_mode:
+        result["status"] = "would_replay_back"
+        return result
+    match = " AND ".join(f"{quote_ident(k)} IS ?" for k in source_keys)
+    deleted = sum(sqlite_conn.execute(f"DELETE FROM {qname} WHERE {match}", key).rowcount for key in gone)
+    sqlite_conn.executemany(f"INSERT INTO {qname} ({', '.join(quote_ident(n) for n in names)}) "
+                            f"VALUES ({', '.join('?' * len(names))})", rows)
+    result.update(status="replayed_back", deleted=deleted, inserted=len(rows),
+                  seconds=round(time.monotonic() - start, 3))
+    return result
+
+
+def copy_back(sqlite_conn, pg_conn, model, schema, check_mode=False, replay=()):
+    """Rewrite the given tables of the model from PostgreSQL, in one SQLite transaction;
+    the tables named in ``replay`` get only their logged rows back (``replay_table``)."""
     sqlite_conn.execute("PRAGMA foreign_keys = OFF")   # parents and children are rewritten together
     try:
         sqlite_conn.execute("BEGIN IMMEDIATE")
@@ -129,7 +170,9 @@ def copy_back(sqlite_conn, pg_conn, model, schema, check_mode=False):
         raise MigrationError(f"cannot lock the SQLite file for the rollback (is the app still running?): {exc}") \
             from None
     try:
-        results = [copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode) for target in model.values()]
+        results = [(replay_table if name in replay else copy_back_table)(sqlite_conn, pg_conn, target, schema,
+                                                                          check_mode)
+                   for name, target in model.items()]
         if check_mode:
             sqlite_conn.execute("ROLLBACK")
         else:

@@ -155,14 +155,35 @@ def copy_back(params, check_mode=False):
     import sqlite3
 
     from . import copy_back as back
+    from . import pg_capture
 
     with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+        results = {}
+        with pg_conn.cursor() as cur:
+            logged = pg_capture.logged(cur, options.schema, model)
+        pg_conn.rollback()
+        if logged:
+            # Changes captured since cutover: bring back those rows first; the comparison
+            # below then finds nothing left to do, or the tables capture could not serve.
+            changed = {name: target for name, target in model.items() if logged[name]}
+            replay = {name for name, target in changed.items() if target.primary_key}
+            if changed:
+                writer = sqlite3.connect(params["source"], timeout=30, isolation_level=None)
+                try:
+                    for r in back.copy_back(writer, pg_conn, changed, options.schema, check_mode, replay):
+                        results[r["table"]] = r
+                finally:
+                    writer.close()
+            if check_mode:
+                return dict(changed=bool(changed), tables=results)
         checked = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema)
         # Only content decides: an unindexed foreign key is verify's business, not rollback's.
         differ = {r["table"] for r in checked if not r["content_ok"]}
         todo = {name: target for name, target in model.items() if name in differ}
-        results = {r["table"]: dict(table=r["table"], status="in_sync", postgresql_rows=r["target_rows"])
-                   for r in checked if r["table"] not in differ}
+        for r in checked:
+            if r["table"] not in differ:
+                results.setdefault(r["table"], dict(table=r["table"], status="in_sync",
+                                                    postgresql_rows=r["target_rows"]))
         if todo:
             writer = sqlite3.connect(params["source"], timeout=30, isolation_level=None)
             try:
@@ -170,13 +191,21 @@ def copy_back(params, check_mode=False):
                     results[r["table"]] = r
             finally:
                 writer.close()
-    return dict(changed=bool(todo), tables=results)
+    return dict(changed=bool(todo) or any(r["status"] != "in_sync" for r in results.values()), tables=results)
 
 
-def capture(params, state="present", check_mode=False):
-    """Install (``present``) or remove (``absent``) change capture in the SQLite file."""
+def capture(params, state="present", check_mode=False, side="sqlite"):
+    """Install (``present``) or remove (``absent``) change capture in the SQLite file, or
+    (``side="postgresql"``) on the target's tables for the rollback window."""
     from . import capture as capturer
 
+    if side == "postgresql":
+        from . import pg_capture
+
+        with opened(params) as (_sqlite_conn, pg_conn, _source, model, options):
+            statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
+        return dict(changed=bool(statements), statements=statements,
+                    tables=sorted(model) if state == "present" else [], log_rows=None)
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:

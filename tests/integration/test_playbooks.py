@@ -182,6 +182,10 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
     lost = set(on_postgres) - sqlite_users(app)
     assert lost == set(), f"{len(lost)} writes made on PostgreSQL are missing in SQLite after rollback"
     assert (app["dir"] / ".env").read_text().startswith(f"DATABASE_URL=sqlite:///{app['dir'] / 'bot.db'}")
+    # Capture on PostgreSQL named the rows the app changed there: only those came back.
+    back_state = json.loads((app["dir"] / ".sqlite_pg" / "state.json").read_text())
+    statuses = {t["status"] for t in back_state["copied_back"].values()}
+    assert "replayed_back" in statuses and statuses <= {"replayed_back", "in_sync"}, back_state["copied_back"]
     wait_for_writes(app, len(on_postgres) + 20)   # back on SQLite, writing
 
     assert playbook(app, "rollback.yml", "-e", "migration_confirm_rollback=true")["changed"] == 0

@@ -143,3 +143,47 @@ def test_remove_takes_away_only_what_capture_added(pg_db, sqlite_path):
     names = {r[0] for r in sqlite3.connect(sqlite_path).execute("SELECT name FROM sqlite_master")}
     assert "app_own" in names and not any(n.startswith("_s2p_") for n in names)
     assert not run.capture(params, state="absent")["changed"]
+
+
+# --- the rollback window: capture on PostgreSQL --------------------------------------------------
+
+
+def test_rollback_brings_back_only_the_rows_changed_on_postgres(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    planned = run.capture(params, side="postgresql", check_mode=True)
+    assert planned["changed"] and not fetch(params, "SELECT to_regclass('_migration_changes') IS NOT NULL")[0][0]
+    assert run.capture(params, side="postgresql")["changed"]
+    assert not run.capture(params, side="postgresql")["changed"]
+    # The app on PostgreSQL: an insert, an update, a delete (with its children), a key change.
+    for stmt in ("INSERT INTO users (name) VALUES ('on postgres') RETURNING id",
+                 "UPDATE users SET name = 'renamed on postgres' WHERE id = 2 RETURNING id",
+                 "DELETE FROM ideas WHERE user_id = 5 RETURNING id",
+                 "DELETE FROM users WHERE id = 5 RETURNING id",
+                 "UPDATE tags SET tag = 'z' WHERE idea_id = 10 AND tag = 'a' RETURNING idea_id"):
+        assert fetch(params, stmt)
+    back = run.copy_back(params)
+    assert back["changed"]
+    status = {t: r["status"] for t, r in back["tables"].items()}
+    assert status == {"users": "replayed_back", "ideas": "replayed_back", "tags": "replayed_back",
+                      "log": "in_sync"}, back["tables"]
+    assert back["tables"]["users"]["keys"] == 3
+    for table, order in (("users", "id"), ("ideas", "id"), ("tags", "idea_id, tag")):
+        assert _same(params, sqlite_path, table, order), table
+    run.verify_all(params)
+    removed = run.capture(params, side="postgresql", state="absent")
+    assert removed["changed"] and not run.capture(params, side="postgresql", state="absent")["changed"]
+    assert fetch(params, "SELECT count(*) FROM pg_trigger WHERE tgname = '_migration_capture'") == [(0,)]
+
+
+def test_an_app_role_with_only_dml_rights_writes_through_the_capture(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    run.capture(params, side="postgresql")
+    fetch(params, "CREATE ROLE s2p_dml_only; GRANT SELECT, INSERT, UPDATE, DELETE ON users TO s2p_dml_only; "
+                  "GRANT USAGE ON SEQUENCE users_id_seq TO s2p_dml_only; SET ROLE s2p_dml_only; "
+                  "INSERT INTO users (name) VALUES ('as the app') RETURNING id")
+    assert fetch(params, "SELECT count(*) FROM _migration_changes WHERE table_name = 'users'") == [(1,)]
+    fetch(params, "RESET ROLE; DROP OWNED BY s2p_dml_only; DROP ROLE s2p_dml_only; SELECT 1")
