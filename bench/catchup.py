@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""What the final pass at cutover costs - the write downtime's data part - with and without
+change capture, on the benchmark's demo database.
+
+    python bench/catchup.py [--rows 1.3M|0.3M|5.2M] [--changes 10000]
+
+After a bulk copy with capture installed (the path ``migrate.yml`` takes), an app-like
+writer updates ``--changes`` existing rows spread over all three tables, inserts a tenth as
+many and deletes a tenth as many. Then, each timed:
+
+- capture: ``copy`` replays the logged keys (status ``caught_up``), then ``verify_all``;
+- no capture (what happens without it): ``copy`` appends the new rows, ``verify_all`` finds
+  the updated tables different, ``copy(force=True)`` copies them again, ``verify_all``.
+
+Both start from the same copy of the source and the same changes, on a server started with
+the benchmark's durable settings.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import run as bench  # noqa: E402
+
+from sqlite_pg import run as engine  # noqa: E402
+from sqlite_pg.errors import VerifyError  # noqa: E402
+
+
+def app_changes(path, changes, seed=7):
+    """Updates spread over every table, plus inserts and deletes, as the app would make them."""
+    rng = random.Random(seed)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    top = {t: conn.execute(f"SELECT max(id) FROM {t}").fetchone()[0] for t in ("users", "ideas", "analyses")}
+    for table, column in (("users", "username"), ("ideas", "text"), ("analyses", "result")):
+        ids = rng.sample(range(1, top[table] + 1), changes // 3)
+        conn.executemany(f"UPDATE {table} SET {column} = {column} || ' (edited)' WHERE id = ?", [(i,) for i in ids])
+    extra = max(changes // 10, 1)
+    user = conn.execute("SELECT id FROM users LIMIT 1").fetchone()[0]
+    for _ in range(extra):
+        conn.execute("INSERT INTO ideas (user_id, text, mode, created_at) "
+                     "SELECT user_id, text, mode, created_at FROM ideas WHERE user_id = ? LIMIT 1", (user,))
+    ids = rng.sample(range(1, top["analyses"] + 1), extra)
+    conn.executemany("DELETE FROM analyses WHERE id = ?", [(i,) for i in ids])
+    conn.commit()
+    conn.close()
+
+
+def timed(fn):
+    start = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - start
+
+
+def one(cluster, source, work, changes, capture):
+    path = os.path.join(work, f"{'capture' if capture else 'plain'}.db")
+    shutil.copyfile(source, path)
+    db = cluster.fresh_db("catchup_" + ("capture" if capture else "plain"))
+    params = bench.params_for(dict(source=path, cluster=cluster), db)
+    if capture:
+        engine.capture(params)
+    engine.schema(params, phase="tables")
+    engine.copy(params)
+    engine.schema(params, phase="constraints")
+    app_changes(path, changes)
+    cluster.settle()
+    steps = []
+    result, seconds = timed(lambda: engine.copy(params))
+    steps.append(("copy", seconds, sorted({t["status"] for t in result["tables"].values()})))
+    try:
+        _, seconds = timed(lambda: engine.verify_all(params))
+        steps.append(("verify", seconds, "ok"))
+    except VerifyError:
+        steps.append(("verify", None, "differs"))
+        result, seconds = timed(lambda: engine.copy(params, force=True))
+        steps.append(("copy force", seconds, sorted({t["status"] for t in result["tables"].values()})))
+        _, seconds = timed(lambda: engine.verify_all(params))
+        steps.append(("verify", seconds, "ok"))
+    cluster.drop_db(db)
+    return steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="1.3M", choices=sorted(bench.SIZES))
+    parser.add_argument("--changes", type=int, default=10_000)
+    args = parser.parse_args()
+    cache = os.path.join(HERE, ".cache")
+    os.makedirs(cache, exist_ok=True)
+    source = bench.source_db(cache, args.rows, bench.SIZES[args.rows])
+    cluster = bench.BenchCluster().start()
+    try:
+        with tempfile.TemporaryDirectory(dir=cache) as work:
+            for capture in (True, False):
+                steps = one(cluster, source, work, args.changes, capture)
+                total = sum(s[1] or 0 for s in steps)
+                print(f"{'with capture' if capture else 'without capture'}: final pass {total:.2f} s")
+                for name, seconds, what in steps:
+                    print(f"  {name:<11} {'' if seconds is None else f'{seconds:6.2f} s'}  {what}")
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
