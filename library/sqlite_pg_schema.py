@@ -90,8 +90,8 @@ triggers:
   returned: always
   type: list
   elements: str
-skipped:
-  description: SQLite tables not migrated, with the reason (virtual tables and their shadow tables).
+not_migrated:
+  description: SQLite tables not migrated, with the reason (virtual tables, their shadow tables, the change-capture log). Not named "skipped", which Ansible reads as a skipped task.
   returned: always
   type: dict
 """

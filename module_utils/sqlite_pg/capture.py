@@ -64,8 +64,18 @@ def trigger_sql(table, width):
 
 def _log_sql(width):
     keys = "".join(f", k{i}" for i in range(width))
-    return (f"CREATE TABLE {quote_ident(LOG)} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-            f"tbl TEXT NOT NULL{keys})")
+    return [f"CREATE TABLE {quote_ident(LOG)} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL{keys})",
+            # Numbering starts at the clock (microseconds), so a log created again after a
+            # removal never reuses the numbers an earlier one gave: a capture point in the
+            # ledger from that earlier log can never look valid against the new one.
+            f"INSERT INTO sqlite_sequence (name, seq) VALUES ({_literal(LOG)}, "
+            f"CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"]   # any SQLite version
+
+
+def _marker(table):
+    """A log entry with no key: "this table's changes were not all logged up to here"
+    (its triggers are new), so the next copy takes the table in full."""
+    return f"INSERT INTO {quote_ident(LOG)} (tbl) VALUES ({_literal(table)})"
 
 
 def plan_install(conn, model):
@@ -75,24 +85,29 @@ def plan_install(conn, model):
         "SELECT type, name, sql FROM main.sqlite_master WHERE type IN ('table', 'trigger')")}
     statements = []
     if LOG not in master:
-        statements.append(_log_sql(width))
+        statements += _log_sql(width)
     else:
         have = {r[1] for r in conn.execute(f"PRAGMA main.table_info({quote_ident(LOG)})")}
         statements += [f"ALTER TABLE {quote_ident(LOG)} ADD COLUMN k{i}" for i in range(width)
                        if f"k{i}" not in have]
-    wanted = {}
+    wanted, table_of = {}, {}
     for target in model.values():
         for op, text in trigger_sql(target.source, width).items():
             wanted[trigger_name(target.source.name, op)] = text
+            table_of[trigger_name(target.source.name, op)] = target.source.name
     for name in master:
         if name.startswith(PREFIX) and name != LOG and name not in wanted:
             statements.append(f"DROP TRIGGER {quote_ident(name)}")   # a table no longer migrated
+    marked = set()
     for name, text in wanted.items():
         if master.get(name) == text:
             continue
         if name in master:
             statements.append(f"DROP TRIGGER {quote_ident(name)}")   # the table's key changed
         statements.append(text)
+        if table_of[name] not in marked:
+            marked.add(table_of[name])
+            statements.append(_marker(table_of[name]))
     return statements
 
 
@@ -144,7 +159,8 @@ def position(conn):
         (len(PREFIX), PREFIX))}
     if LOG not in names:
         return None, set()
-    top = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {quote_ident(LOG)}").fetchone()[0]
+    # The highest number ever given, not max(seq): pruning empties the log, the numbering goes on.
+    top = conn.execute("SELECT coalesce(max(seq), 0) FROM main.sqlite_sequence WHERE name = ?", (LOG,)).fetchone()[0]
     candidates = {n[len(PREFIX):-4] for n in names if n.endswith("_ins")}
     tracked = {t for t in candidates if all(trigger_name(t, op) in names for op in OPERATIONS)}
     return top, tracked
@@ -153,6 +169,14 @@ def position(conn):
 def pending(conn, table, since, upto):
     return conn.execute(f"SELECT count(*) FROM {quote_ident(LOG)} WHERE seq > ? AND seq <= ? AND tbl = ?",
                         (since, upto, table)).fetchone()[0]
+
+
+def unkeyed(conn, table, since, upto):
+    """True when an entry in (since, upto] has no key: a marker, or a table without a primary
+    key (see ``_marker``); such a table cannot be caught up row by row."""
+    none = " AND ".join([f"k{i} IS NULL" for i in range(len(table.primary_key))] or ["1"])
+    return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(LOG)} WHERE seq > ? AND seq <= ? "
+                             f"AND tbl = ? AND {none})", (since, upto, table.name)).fetchone()[0])
 
 
 def logged_keys_sql(table, since, upto):

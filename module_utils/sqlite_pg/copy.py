@@ -166,8 +166,11 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         done = ledger.get(target.source.name)
         # With capture, "nothing logged since" is what says in sync; the counts must agree too
         # (a row INSERT OR REPLACE removed for a UNIQUE conflict is never logged).
-        logged = (capture.pending(sqlite_conn, target.source.name, done[4], capture_at)
-                  if done and capture_at is not None and done[4] is not None and done[4] <= capture_at else None)
+        logged = None
+        if done and capture_at is not None and done[4] is not None:
+            # A capture point past the log's end belongs to an earlier log: nothing is known.
+            logged = capture.pending(sqlite_conn, target.source.name, done[4], capture_at) \
+                if done[4] <= capture_at else 1
         if done and not force and done[0] == source_rows and done[1] == max_rowid and not logged:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] == done[2]:
@@ -175,7 +178,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                 if progress:
                     progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
-        if check_mode and logged and target.source.primary_key:
+        if check_mode and logged and target.source.primary_key and done[4] <= capture_at \
+                and not capture.unkeyed(sqlite_conn, target.source, done[4], capture_at):
             pg_conn.rollback()
             return TableResult(target.source.name, "would_catch_up", rows=source_rows, replayed=logged)
         # Logged changes (updates, deletes) are not appends: a table they were not replayed
@@ -506,6 +510,8 @@ def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on
                 continue
             if not capture.pending(sqlite_conn, target.source.name, done[4], position):
                 continue
+            if capture.unkeyed(sqlite_conn, target.source, done[4], position):
+                continue   # its triggers are newer than its copy: copy_table takes it in full
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] != done[2]:
                 continue

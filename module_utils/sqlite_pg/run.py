@@ -90,7 +90,7 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
                     for t in model.values()},
             views=source.views,
             triggers=source.triggers,
-            skipped=source.skipped,
+            not_migrated=source.skipped,
         )
 
 

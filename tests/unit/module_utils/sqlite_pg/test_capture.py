@@ -47,14 +47,15 @@ def test_install_is_idempotent_and_invisible_to_the_migration(pg_db, sqlite_path
     _app(sqlite_path)
     params = dict(pg_db, source=sqlite_path)
     check = run.capture(params, check_mode=True)
-    assert check["changed"] and len(check["statements"]) == 1 + 3 * 4
+    # The log (and its numbering), three triggers and a marker per table.
+    assert check["changed"] and len(check["statements"]) == 2 + 4 * (3 + 1)
     assert "_s2p_changes" not in {r[0] for r in sqlite3.connect(sqlite_path).execute(
         "SELECT name FROM sqlite_master")}, "check mode wrote to the file"
     assert run.capture(params)["changed"]
     assert not run.capture(params)["changed"], "a second install changed something"
     result = run.schema(params, phase="tables")
     assert "_s2p_changes" not in result["tables"] and result["triggers"] == []
-    assert "_s2p_changes" in result["skipped"]
+    assert "_s2p_changes" in result["not_migrated"]
 
 
 def test_updates_deletes_and_key_changes_are_replayed_not_recopied(pg_db, sqlite_path):
@@ -131,6 +132,24 @@ def test_changes_before_the_bulk_snapshot_are_not_lost(pg_db, sqlite_path):
     _write(sqlite_path, "UPDATE users SET name = 'late' WHERE id = 1")
     assert run.copy(params)["tables"]["users"]["status"] == "caught_up"
     assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("late",)]
+
+
+def test_changes_made_while_capture_was_off_are_not_missed(pg_db, sqlite_path):
+    """Removed (a rollback), the app writes, installed again: the ledger's capture point
+    belongs to the old log, so the table is copied in full, never trusted as in sync."""
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    run.capture(params, state="absent")
+    _write(sqlite_path, "UPDATE users SET name = 'while off' WHERE id = 1")   # no trigger saw it
+    run.capture(params)
+    result = run.copy(params)
+    assert result["tables"]["users"]["status"] == "copied", result["tables"]["users"]
+    assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("while off",)]
+    _write(sqlite_path, "UPDATE users SET name = 'on again' WHERE id = 1")
+    assert run.copy(params)["tables"]["users"]["status"] == "caught_up"
+    assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("on again",)]
 
 
 def test_remove_takes_away_only_what_capture_added(pg_db, sqlite_path):

@@ -370,7 +370,7 @@ def test_identifiers_generated_columns_and_virtual_tables(pg_db, sqlite_path):
     conn.close()
     params = dict(pg_db, source=sqlite_path)
     schema = run.schema(params)
-    assert "docs_fts" in schema["skipped"] and any(n.startswith("docs_fts_") for n in schema["skipped"])
+    assert "docs_fts" in schema["not_migrated"] and any(n.startswith("docs_fts_") for n in schema["not_migrated"])
     assert any("ix_docs_lower" in n for n in schema["notes"])
     assert schema["triggers"] == ["docs_ai"]
     run.copy(params)
