@@ -49,7 +49,8 @@ def trigger_sql(table, width):
     def row(alias):
         return ", ".join([_literal(table.name)] + [f"{alias}.{quote_ident(k)}" for k in keys])
 
-    changed = " AND ".join(f"NEW.{quote_ident(k)} IS OLD.{quote_ident(k)}" for k in keys)
+    # BINARY: a key changed only in letter case (a NOCASE key) is still a new key.
+    changed = " AND ".join(f"NEW.{quote_ident(k)} IS OLD.{quote_ident(k)} COLLATE BINARY" for k in keys)
     moved = (f" INSERT INTO {log} ({cols}) SELECT {row('NEW')} WHERE NOT ({changed});" if keys else "")
     body = {
         "ins": f"INSERT INTO {log} ({cols}) VALUES ({row('NEW')});",
@@ -82,7 +83,7 @@ def plan_install(conn, model):
     """Statements that bring log and triggers to what ``model`` needs (none when in place)."""
     width = _width(model)
     master = {name: sql for kind, name, sql in conn.execute(
-        "SELECT type, name, sql FROM main.sqlite_master WHERE type IN ('table', 'trigger')")}
+        "SELECT type, name, sql FROM main.sqlite_master WHERE type = 'trigger' OR name = ?", (LOG,))}
     statements = []
     if LOG not in master:
         statements += _log_sql(width)
@@ -155,8 +156,8 @@ def position(conn):
     """(highest logged seq, names of the tables whose triggers are all in place), or (None, set())
     when capture is not installed. Read on the snapshot the copy reads, so both agree."""
     names = {name for (name,) in conn.execute(
-        "SELECT name FROM main.sqlite_master WHERE type IN ('table', 'trigger') AND substr(name, 1, ?) = ?",
-        (len(PREFIX), PREFIX))}
+        "SELECT name FROM main.sqlite_master WHERE (type = 'trigger' AND substr(name, 1, ?) = ?) OR name = ?",
+        (len(PREFIX), PREFIX, LOG))}
     if LOG not in names:
         return None, set()
     # The highest number ever given, not max(seq): pruning empties the log, the numbering goes on.
@@ -172,11 +173,11 @@ def pending(conn, table, since, upto):
 
 
 def unkeyed(conn, table, since, upto):
-    """True when an entry in (since, upto] has no key: a marker, or a table without a primary
-    key (see ``_marker``); such a table cannot be caught up row by row."""
-    none = " AND ".join([f"k{i} IS NULL" for i in range(len(table.primary_key))] or ["1"])
+    """True when an entry in (since, upto] lacks a key part: a marker (see ``_marker``), or a
+    row whose key holds a NULL (no row of the target has it); such a table is copied in full."""
+    none = " OR ".join([f"k{i} IS NULL" for i in range(len(table.primary_key))] or ["1"])
     return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(LOG)} WHERE seq > ? AND seq <= ? "
-                             f"AND tbl = ? AND {none})", (since, upto, table.name)).fetchone()[0])
+                             f"AND tbl = ? AND ({none}))", (since, upto, table.name)).fetchone()[0])
 
 
 def logged_keys_sql(table, since, upto):

@@ -42,22 +42,26 @@ def _key_match(left, right, keys):
 
 
 def _upsert(cur, schema, target, columns, staged):
+    """Insert the staged rows whose key is new, then update the others; (inserted, updated)."""
     tid = sql.Identifier(schema, target.name)
     names = [c.target for c in columns]
     keys = list(target.primary_key)
     others = [n for n in names if n not in keys]
+    new = sql.SQL(" WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(tid, _key_match("t", "s", keys)) \
+        if keys else sql.SQL("")
+    cur.execute(sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} AS s{}").format(
+        tid, sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in names), sql.Identifier(staged), new))
+    inserted = cur.rowcount
     updated = 0
-    if others:
+    if keys and others:
+        # The rows just inserted are updated too (to the same values): counted out below. No
+        # "changed only" filter: json has no equality operator.
         cur.execute(sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {}").format(
             tid, sql.SQL(", ").join(sql.SQL("{} = s.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in others),
             sql.Identifier(staged), _key_match("t", "s", keys)))
-        updated = cur.rowcount
-    cur.execute(sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} AS s "
-                        "WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
-        tid, sql.SQL(", ").join(map(sql.Identifier, names)),
-        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in names),
-        sql.Identifier(staged), tid, _key_match("t", "s", keys)))
-    return updated, cur.rowcount
+        updated = cur.rowcount - inserted
+    return inserted, updated
 
 
 def _delete_gone(cur, schema, target, staged):
@@ -67,11 +71,15 @@ def _delete_gone(cur, schema, target, staged):
     return cur.rowcount
 
 
-def _forget_rejects(cur, schema, table, keys):
-    """Drop earlier rejects of the logged keys: the rows are judged again as they are now."""
+def _forget_rejects(cur, schema, table, keys, everything=False):
+    """Drop earlier rejects of the logged keys (or all of the table's): the rows are judged
+    again as they are now."""
     rejects = sql.Identifier(schema, REJECTS)
     cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s)").format(rejects), (table.name,))
     if not cur.fetchone()[0]:
+        return
+    if everything:
+        cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(rejects), (table.name,))
         return
     names = list(table.primary_key)
     docs = [json.dumps({k: convert.raw_json(v) for k, v in zip(names, key, strict=True)}) for key in keys]
@@ -80,48 +88,66 @@ def _forget_rejects(cur, schema, table, keys):
 
 
 def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=None):
-    """Apply the logged changes for ``work``: [(target, columns, source, since)] in load order.
+    """Apply the logged changes for ``work``: [(target, columns, source, since, whole)] in load
+    order; ``whole`` tables (no key to go by) are emptied and loaded again in the same transaction.
 
-    Returns {table name: dict(updated, inserted, deleted, rejected, seconds)}. Commits; on a
+    Returns {table name: dict(updated, inserted, deleted, keys, rows, ...)}. Commits; on a
     PostgreSQL error rolls back and raises it (the caller then copies those tables in full).
     """
     start = time.monotonic()
     done = {}
     with pg_conn.cursor() as cur:
         restore = []
-        for i, (target, columns, source, since) in enumerate(work):
-            keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
-            rows, good, payload = source.changed(keys_sql, args)
+        # Children first: rows that left SQLite (or stopped converting) leave the target, so a
+        # unique value or a parent they held is free for what is inserted next.
+        for i, (target, _columns, source, since, whole) in reversed(list(enumerate(work))):
+            tid = sql.Identifier(schema, target.name)
+            if whole:
+                cur.execute(sql.SQL("DELETE FROM {}").format(tid))
+                deleted = cur.rowcount
+            else:
+                keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
+                _count, payload = source.gone(keys_sql, args)
+                _stage(cur, schema, target, list(target.primary_key), f"s2p_gone_{i}", payload)
+                deleted = _delete_gone(cur, schema, target, f"s2p_gone_{i}")
+            done[target.source.name] = dict(deleted=deleted)
+        # Parents first: new rows, then changed ones (a row may now point at a new one).
+        for i, (target, columns, source, since, whole) in enumerate(work):
+            if whole:
+                keys_sql, args, keys = None, [], []
+                rows, good, payload = source.changed(None, [])
+            else:
+                keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
+                rows, good, payload = source.changed(keys_sql, args)
+                keys = [tuple(r) for r in sqlite_conn.execute(keys_sql, args)]
             restore += _fill_defaults(cur, schema, target)
             _stage(cur, schema, target, [c.target for c in columns], f"s2p_rows_{i}", payload)
-            updated, inserted = _upsert(cur, schema, target, columns, f"s2p_rows_{i}")
+            inserted, updated = _upsert(cur, schema, target, columns, f"s2p_rows_{i}")
             result = TableResult(target.source.name, "caught_up")
-            keys = [tuple(r) for r in sqlite_conn.execute(keys_sql, args)]
-            _forget_rejects(cur, schema, target.source, keys)
+            _forget_rejects(cur, schema, target.source, keys, everything=whole)
             if rows != good:
                 for key, reasons, raw in source.changed_bad_rows(keys_sql, args):
                     if on_error == "error":
                         column, reason = next(iter(reasons.items()))
                         raise DataError(target.source.name, key, column, raw.get(column), reason)
                     _quarantine(cur, schema, target.source.name, key, reasons, raw, result)
-            done[target.source.name] = dict(updated=updated, inserted=inserted, deleted=0, keys=len(keys),
+            done[target.source.name].update(updated=updated, inserted=inserted, keys=len(keys) if keys_sql else rows,
                                             rejected=result.rejected, reasons=result.reasons)
-        for i, (target, _columns, source, _since) in reversed(list(enumerate(work))):
-            keys_sql, args = capture.logged_keys_sql(target.source, _since, upto)
-            _count, payload = source.gone(keys_sql, args)
-            _stage(cur, schema, target, list(target.primary_key), f"s2p_gone_{i}", payload)
-            done[target.source.name]["deleted"] = _delete_gone(cur, schema, target, f"s2p_gone_{i}")
         for stmt in restore:
             cur.execute(stmt)
-        for target, _columns, source, _since in work:
+        for target, _columns, source, _since, _whole in work:
             _set_sequence(cur, schema, target, sqlite_conn)
             source_rows, max_rowid = source.stats()
             rows, rejected = _counts(cur, schema, target)
             entry = done[target.source.name]
             entry.update(rows=rows, source_rows=source_rows, total_rejected=rejected)
             entry["seconds"] = time.monotonic() - start
-            record_ledger(cur, schema, target.source.name, source_rows, max_rowid, rows, rejected, 0,
-                          entry["seconds"], upto)
+            # Every source row is in the target or in the rejects, or something went unlogged
+            # (a row INSERT OR REPLACE removed for a UNIQUE conflict fires no trigger): then the
+            # ledger is left so that the table is copied in full next.
+            entry["accounted"] = source_rows == rows + rejected
+            record_ledger(cur, schema, target.source.name, source_rows, max_rowid,
+                          rows if entry["accounted"] else -1, rejected, 0, entry["seconds"], upto)
     pg_conn.commit()
     if progress:
         for name, entry in done.items():

@@ -39,6 +39,7 @@ class TableResult:
     status: str                 # copied | appended | caught_up | in_sync | would_(copy|append|catch_up)
     rows: int = 0               # rows now in the target from this source table
     replayed: int = 0           # keys the capture log named (caught_up)
+    note: str = ""              # why a table captured changes were logged for was copied in full
     rejected: int = 0           # rows quarantined in _migration_rejects
     bytes: int = 0
     seconds: float = 0.0
@@ -178,8 +179,8 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                 if progress:
                     progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
-        if check_mode and logged and target.source.primary_key and done[4] <= capture_at \
-                and not capture.unkeyed(sqlite_conn, target.source, done[4], capture_at):
+        if check_mode and logged and done[4] <= capture_at and (
+                not target.source.primary_key or not capture.unkeyed(sqlite_conn, target.source, done[4], capture_at)):
             pg_conn.rollback()
             return TableResult(target.source.name, "would_catch_up", rows=source_rows, replayed=logged)
         # Logged changes (updates, deletes) are not appends: a table they were not replayed
@@ -452,9 +453,10 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
         convert.register_functions(reader)
     try:
         position, tracked = capture.position(sqlite_conn)
-        caught_up = {}
+        caught_up, refused = {}, None
         if position is not None and not force and not check_mode:
-            caught_up = _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on_error, progress)
+            caught_up, refused = _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on_error,
+                                           progress)
             if caught_up:
                 with pg_conn.cursor() as cur:
                     ledger = read_ledger(cur, schema)
@@ -470,6 +472,11 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
                 result = TableResult(target.source.name, "caught_up", rows=entry["rows"],
                                      rejected=entry["total_rejected"], seconds=entry["seconds"],
                                      replayed=entry["keys"], reasons=entry["reasons"])
+            elif entry and not entry["accounted"]:
+                result.note = (f"after the catch-up {entry['source_rows']} source rows but {entry['rows']} copied + "
+                               f"{entry['total_rejected']} rejected: a change was not logged; copied in full")
+            elif refused and result.status == "copied" and done_before(ledger, target, position):
+                result.note = refused
             results.append(result)
         return results
     except Exception:
@@ -480,6 +487,12 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
             reader.execute("ROLLBACK")
         for reader in readers[1:]:
             reader.close()
+
+
+def done_before(ledger, target, position):
+    """Whether the table had a capture point the catch-up could have served."""
+    done = ledger.get(target.source.name)
+    return bool(done and done[4] is not None and done[4] <= position)
 
 
 def prune_capture_log(path, sqlite_conn, pg_conn, schema):
@@ -505,25 +518,27 @@ def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on
     with pg_conn.cursor() as cur:
         for target in model.values():
             done = ledger.get(target.source.name)
-            if (target.source.name not in tracked or not done or done[4] is None or done[4] > position
-                    or not target.source.primary_key):
+            if target.source.name not in tracked or not done or done[4] is None or done[4] > position:
                 continue
             if not capture.pending(sqlite_conn, target.source.name, done[4], position):
                 continue
-            if capture.unkeyed(sqlite_conn, target.source, done[4], position):
-                continue   # its triggers are newer than its copy: copy_table takes it in full
+            # No key to go by: emptied and loaded again within the replay (such tables, often
+            # association tables, are small and may reference rows the replay deletes).
+            whole = not target.source.primary_key or not target.primary_key
+            if not whole and capture.unkeyed(sqlite_conn, target.source, done[4], position):
+                continue   # triggers newer than its copy, or a NULL key: copy_table takes it in full
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] != done[2]:
                 continue
             columns = target_codecs(cur, schema, target)
-            work.append((target, columns, SourceTable(sqlite_conn, target.source, columns), done[4]))
+            work.append((target, columns, SourceTable(sqlite_conn, target.source, columns), done[4], whole))
         if work:
             ensure_bookkeeping(cur, schema)
     if not work:
         pg_conn.rollback()
-        return {}
+        return {}, None
     try:
-        return catchup.replay(sqlite_conn, pg_conn, work, schema, position, on_error, progress)
-    except psycopg2.Error:
+        return catchup.replay(sqlite_conn, pg_conn, work, schema, position, on_error, progress), None
+    except psycopg2.Error as exc:
         pg_conn.rollback()   # the tables are copied in full instead
-        return {}
+        return {}, f"catch-up refused by PostgreSQL ({_pg_reason(exc).split(': ', 1)[-1]}); copied in full"

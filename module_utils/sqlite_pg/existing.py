@@ -95,7 +95,12 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
                           f'GRANT SELECT, INSERT, TRUNCATE ON "{schema}"."{tname}" TO the migration role')
         target.name = tname
         target.columns = columns
-        target.primary_key = ()
+        # The source's key, by the app's column names: it tells rows apart for catch-up and
+        # for naming differences (the app's own constraints are its business).
+        by_source = {c.source: c.name for c in columns}
+        source_key = target.source.primary_key
+        target.primary_key = tuple(by_source[k] for k in source_key) if all(k in by_source for k in source_key) \
+            else ()
         target.uniques, target.indexes, target.foreign_keys = [], [], []
         target.fill = extra
         bound[source_name] = target

@@ -131,23 +131,28 @@ class SourceTable:
         keys = [alias + quote_ident(k) for k in self.table.primary_key]
         return keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
 
+    def _in(self, keys_sql):
+        return f"{self._pk_row()} IN ({keys_sql})" if keys_sql else "1"
+
     def changed(self, keys_sql, args):
-        """(rows, good, COPY text) of the rows whose key is among ``keys_sql`` (a subquery)."""
+        """(rows, good, COPY text) of the rows whose key is among ``keys_sql`` (a subquery;
+        None: every row)."""
         rows, good, payload = self.conn.execute(
             f"SELECT count(*), count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT "
-            f"{self.careful_line_sql} AS line FROM {self.qname} WHERE {self._pk_row()} IN ({keys_sql}))",
-            args).fetchone()
+            f"{self.careful_line_sql} AS line FROM {self.qname} WHERE {self._in(keys_sql)})", args).fetchone()
         return rows, good, payload or b""
 
     def changed_bad_rows(self, keys_sql, args):
-        return self.bad_rows_where(f"{self._pk_row()} IN ({keys_sql})", args)
+        return self.bad_rows_where(self._in(keys_sql), args)
 
     def gone(self, keys_sql, args):
         """COPY text of the logged keys (key columns only) whose row is no longer in the table,
         or no longer converts: these rows leave the target."""
         codecs = {c.source: c.codec for c in self.columns}
         fields = [codecs[k].field(f"s2p_log.k{i}", careful=True) for i, k in enumerate(self.table.primary_key)]
-        match = " AND ".join(f"s2p_row.{quote_ident(k)} IS s2p_log.k{i}" for i, k in enumerate(self.table.primary_key))
+        # BINARY: under a NOCASE key, 'Bob' replacing 'bob' must leave 'bob' behind as gone.
+        match = " AND ".join(f"s2p_row.{quote_ident(k)} IS s2p_log.k{i} COLLATE BINARY"
+                             for i, k in enumerate(self.table.primary_key))
         count, payload = self.conn.execute(
             f"SELECT count(line), CAST(group_concat(line, '') AS BLOB) FROM (SELECT {self._line(fields)} AS line "
             f"FROM ({keys_sql}) AS s2p_log WHERE NOT EXISTS (SELECT 1 FROM {self.qname} AS s2p_row "
