@@ -26,6 +26,14 @@ options:
     type: str
     default: error
     choices: [error, not_valid, skip]
+  checks:
+    description:
+      - C(all) - rows, and what the app needs of PostgreSQL (keys, indexes, foreign keys, statistics,
+        sequences); the gate before cutover.
+      - C(content) - rows only (counts, checksums, quarantined rows accounted for); what a rollback proves.
+    type: str
+    default: all
+    choices: [all, content]
 attributes:
   check_mode:
     support: full
@@ -78,9 +86,10 @@ from ansible.module_utils.sqlite_pg_module import run
 def main():
     spec = common_argument_spec()
     spec.update(max_diffs=dict(type="int", default=10),
-                orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]))
+                orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]),
+                checks=dict(type="str", default="all", choices=["all", "content"]))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"]))
+    run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"], checks=p["checks"]))
 
 
 if __name__ == "__main__":

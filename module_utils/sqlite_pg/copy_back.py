@@ -122,6 +122,16 @@ def _select_list(codecs):
         sql.Identifier(c.target)) for c in codecs)
 
 
+_EXACT_KEY_TYPES = ("smallint", "integer", "bigint", "text", "character varying", "character")
+
+
+def exact_key(target):
+    """True when the target has a key whose values come back from PostgreSQL exactly as SQLite
+    stores them (a uuid stored as 32 hex digits, or a timestamp written with a T, would not)."""
+    return bool(target.primary_key) and all(
+        target.column(k).pg_type.split("(")[0].strip() in _EXACT_KEY_TYPES for k in target.primary_key)
+
+
 def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     """Bring back only the rows whose keys PostgreSQL's capture log names (pg_capture)."""
     from .pg_capture import LOG
@@ -138,9 +148,17 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
         sql.Identifier(schema, LOG), sql.Identifier(schema, target.name))
     with pg_conn.cursor() as cur:
         codecs = target_codecs(cur, schema, target)
+        kept = {tuple(k.get(c) for c in source_keys) for k in _kept_keys(cur, schema, table.name) if _plain_key(k)}
         cur.execute(logged, (table.name,))
         gone = [tuple(to_sqlite(v, declared[n]) for v, n in zip(row, source_keys, strict=True))
                 for row in cur.fetchall()]
+    clash = sorted(set(gone) & kept, key=repr)
+    if clash:
+        # SQLite holds a quarantined row under that key; the app wrote another on PostgreSQL.
+        raise MigrationError(f"{table.name}: the app wrote rows on PostgreSQL under keys that quarantined rows "
+                             f"still hold in SQLite ({', '.join(map(repr, clash[:5]))}); decide which to keep "
+                             f"(see _migration_rejects) and delete the other, then roll back again")
+    with pg_conn.cursor() as cur:
         names = [c.source for c in target.columns]
         cur.execute(sql.SQL("SELECT {} FROM {} AS t WHERE ({}) IN ({})").format(
             _select_list(codecs), sql.Identifier(schema, target.name),
@@ -179,7 +197,7 @@ def copy_back(sqlite_conn, pg_conn, model, schema, check_mode=False, replay=()):
             sqlite_conn.execute("COMMIT")
     except (sqlite3.Error, psycopg2.Error) as exc:
         sqlite_conn.execute("ROLLBACK")
-        raise MigrationError(f"copy back failed, the SQLite file is unchanged: {exc}") from None
+        raise MigrationError(f"copy back failed, this step changed nothing in the SQLite file: {exc}") from None
     except Exception:
         sqlite_conn.execute("ROLLBACK")
         raise

@@ -12,7 +12,13 @@ with only DML rights can still write the log. Not seen: TRUNCATE, and tables wri
 triggers disabled; verification catches both.
 """
 
+import time
+
+import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
+
+from .errors import MigrationError
 
 LOG = "_migration_changes"
 FUNCTION = "_migration_log_change"
@@ -89,19 +95,44 @@ def plan_remove(cur, schema, model):
     return statements
 
 
-def apply(pg_conn, schema, model, state="present", check_mode=False):
-    """Install or remove; returns the statements as text (run in one transaction unless check mode)."""
+def apply(pg_conn, schema, model, state="present", check_mode=False, lock_timeout="5s", attempts=5):
+    """Install or remove; returns the statements as text (run unless check mode).
+
+    Each statement is its own transaction with a lock timeout, retried: at decommission the
+    app is running, and one transaction over every table's trigger would hold the first
+    table's lock while waiting for the next (and could deadlock with the app's own writes).
+    """
     with pg_conn.cursor() as cur:
         plan = plan_install if state == "present" else plan_remove
         statements = plan(cur, schema, model)
         texts = [s.as_string(cur) for s in statements]
-        if not check_mode:
-            for stmt in statements:
-                cur.execute(stmt)
+    pg_conn.rollback()
     if check_mode:
-        pg_conn.rollback()
-    else:
-        pg_conn.commit()
+        return texts
+    for stmt, text in zip(statements, texts, strict=True):
+        for attempt in range(attempts):
+            try:
+                with pg_conn.cursor() as cur:
+                    cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
+                    cur.execute(stmt)
+                pg_conn.commit()
+                break
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
+                pg_conn.rollback()
+                if attempt == attempts - 1:
+                    raise MigrationError(f"change capture on PostgreSQL: the app's locks did not let {text!r} "
+                                         f"through in {attempts} tries; rerun when the app is quieter") from None
+                time.sleep(1 + attempt)
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                pg_conn.rollback()
+                raise MigrationError(f"change capture on PostgreSQL needs the migration role to own the tables "
+                                     f"or hold TRIGGER on them ({exc.diag.message_primary}): ask for GRANT TRIGGER "
+                                     f"ON ALL TABLES IN SCHEMA \"{schema}\" TO the migration role, or set "
+                                     f"migration_capture: false") from None
+            except psycopg2.Error as exc:
+                pg_conn.rollback()
+                raise MigrationError(f"change capture on PostgreSQL: {text!r} failed: "
+                                     f"{(exc.diag.message_primary or str(exc)).strip()}") from None
     return texts
 
 

@@ -10,7 +10,7 @@ from . import copy as copier
 from . import ddl, introspect, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite
-from .errors import ProfileError, SchemaError, VerifyError
+from .errors import MigrationError, ProfileError, SchemaError, VerifyError
 from .existing import bind_existing
 from .model import Options, build_model
 
@@ -115,10 +115,13 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     )
 
 
-def verify_all(params, max_diffs=10, orphans="error"):
-    """Verify every selected table; raises VerifyError (with the report) when any differs."""
+def verify_all(params, max_diffs=10, orphans="error", checks="all"):
+    """Verify every selected table; raises VerifyError (with the report) when any differs.
+    ``checks="content"``: rows only, not keys, indexes, statistics and sequences."""
+    if checks not in verify.CHECKS:
+        raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
     with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
-        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans)
+        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks)
     report = {r["table"]: r for r in results}
     failed = [r for r in results if not r["ok"]]
     if failed:
@@ -151,9 +154,8 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
 
 
 def copy_back(params, check_mode=False):
-    """Rollback's data path: tables that differ are rewritten in SQLite from PostgreSQL."""
-    import sqlite3
-
+    """Rollback's data path: the rows PostgreSQL's change capture names are brought back
+    (when it ran since cutover), then tables that still differ are rewritten from PostgreSQL."""
     from . import copy_back as back
     from . import pg_capture
 
@@ -163,35 +165,46 @@ def copy_back(params, check_mode=False):
             logged = pg_capture.logged(cur, options.schema, model)
         pg_conn.rollback()
         if logged:
-            # Changes captured since cutover: bring back those rows first; the comparison
-            # below then finds nothing left to do, or the tables capture could not serve.
             changed = {name: target for name, target in model.items() if logged[name]}
-            replay = {name for name, target in changed.items() if target.primary_key}
+            # Row by row only where a key reads back from PostgreSQL exactly as SQLite holds
+            # it (integers, text); the others are rewritten whole in the same transaction.
+            replay = {name for name, target in changed.items() if back.exact_key(target)}
             if changed:
-                writer = sqlite3.connect(params["source"], timeout=30, isolation_level=None)
-                try:
-                    for r in back.copy_back(writer, pg_conn, changed, options.schema, check_mode, replay):
-                        results[r["table"]] = r
-                finally:
-                    writer.close()
-            if check_mode:
-                return dict(changed=bool(changed), tables=results)
+                for r in _copy_back_into(params["source"], pg_conn, changed, options.schema, check_mode, replay):
+                    results[r["table"]] = r
         checked = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema)
         # Only content decides: an unindexed foreign key is verify's business, not rollback's.
         differ = {r["table"] for r in checked if not r["content_ok"]}
+        if check_mode:
+            differ -= set(results)   # already planned above; the plan wrote nothing
         todo = {name: target for name, target in model.items() if name in differ}
         for r in checked:
             if r["table"] not in differ:
                 results.setdefault(r["table"], dict(table=r["table"], status="in_sync",
                                                     postgresql_rows=r["target_rows"]))
         if todo:
-            writer = sqlite3.connect(params["source"], timeout=30, isolation_level=None)
             try:
-                for r in back.copy_back(writer, pg_conn, todo, options.schema, check_mode):
+                for r in _copy_back_into(params["source"], pg_conn, todo, options.schema, check_mode):
                     results[r["table"]] = r
-            finally:
-                writer.close()
-    return dict(changed=bool(todo) or any(r["status"] != "in_sync" for r in results.values()), tables=results)
+            except MigrationError as exc:
+                replayed = sorted(n for n, r in results.items() if r["status"] == "replayed_back")
+                if replayed:
+                    raise MigrationError(f"{exc} (the rows changed on PostgreSQL were already brought back into "
+                                         f"{', '.join(replayed)}: a rerun continues from there)") from None
+                raise
+    return dict(changed=any(r["status"] != "in_sync" for r in results.values()), tables=results)
+
+
+def _copy_back_into(path, pg_conn, tables, schema, check_mode, replay=()):
+    import sqlite3
+
+    from . import copy_back as back
+
+    writer = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        return back.copy_back(writer, pg_conn, tables, schema, check_mode, replay)
+    finally:
+        writer.close()
 
 
 def capture(params, state="present", check_mode=False, side="sqlite"):

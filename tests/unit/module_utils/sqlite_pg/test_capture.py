@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from sqlite_pg import run
-from sqlite_pg.errors import DataError
+from sqlite_pg.errors import DataError, MigrationError
 from tests.conftest import fetch, make_sqlite, migrate
 
 APP = """
@@ -268,3 +268,30 @@ def test_a_row_replace_removed_without_a_trigger_is_still_found(pg_db, sqlite_pa
     assert result["tables"]["slots"]["status"] == "copied" and "not logged" in result["tables"]["slots"]["note"]
     run.verify_all(params)
     assert not run.copy(params)["changed"]
+
+
+def test_rollback_refuses_to_overwrite_a_quarantined_row_and_changes_nothing(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE members (handle TEXT PRIMARY KEY, age INTEGER);",
+                {"members": [("ann", 40), ("bob", "old enough")]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params, on_error="quarantine")
+    run.capture(params, side="postgresql")
+    fetch(params, "INSERT INTO members VALUES ('bob', 30), ('cy', 20) RETURNING handle")
+    before = sqlite3.connect(sqlite_path).execute("SELECT * FROM members ORDER BY handle").fetchall()
+    with pytest.raises(MigrationError, match=r"members: .*quarantined rows .*'bob'"):
+        run.copy_back(params)
+    assert sqlite3.connect(sqlite_path).execute("SELECT * FROM members ORDER BY handle").fetchall() == before
+
+
+def test_keys_that_read_back_differently_are_rewritten_whole(pg_db, sqlite_path):
+    """A UUID key stored as 32 hex digits comes back from PostgreSQL with dashes: row-by-row
+    replay could not find the row, so the table is rewritten in full (and equal after)."""
+    make_sqlite(sqlite_path, "CREATE TABLE items (id UUID PRIMARY KEY, sku TEXT UNIQUE, qty INTEGER);",
+                {"items": [("0f" * 16, "a-1", 1), ("1e" * 16, "b-2", 2)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    run.capture(params, side="postgresql")
+    fetch(params, "UPDATE items SET qty = 5 WHERE sku = 'a-1' RETURNING id")
+    back = run.copy_back(params)
+    assert back["tables"]["items"]["status"] == "copied_back"
+    run.verify_all(params)
