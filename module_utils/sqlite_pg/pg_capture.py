@@ -83,12 +83,16 @@ def plan_install(cur, schema, model):
     return statements
 
 
-def plan_remove(cur, schema, model):
-    log, function, triggers = _installed(cur, schema, model)
-    statements = [sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(TRIGGER), sql.Identifier(schema, t.name))
-                  for t in model.values() if triggers[t.source.name]]
+def plan_remove(cur, schema, model=None):
+    """Every capture trigger in the schema (found in the catalog: the SQLite file, and so the
+    model, may already be gone at decommission), then function and log."""
+    log, function, _triggers = _installed(cur, schema, {})
+    cur.execute("SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND t.tgname = %s "
+                "ORDER BY c.relname", (schema, TRIGGER))
+    statements = [sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(TRIGGER), sql.Identifier(schema, name))
+                  for (name,) in cur.fetchall()]
     if function:
-        # CASCADE: triggers of tables no longer in the model go with the function.
         statements.append(sql.SQL("DROP FUNCTION {}() CASCADE").format(sql.Identifier(schema, FUNCTION)))
     if log:
         statements.append(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, LOG)))

@@ -215,10 +215,16 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
     if side == "postgresql":
         from . import pg_capture
 
+        if state == "absent":   # from the catalog alone: the SQLite file may be gone already
+            pg_conn = connect_pg(params)
+            try:
+                statements = pg_capture.apply(pg_conn, params.get("schema") or "public", None, state, check_mode)
+            finally:
+                pg_conn.close()
+            return dict(changed=bool(statements), statements=statements, tables=[], log_rows=None)
         with opened(params) as (_sqlite_conn, pg_conn, _source, model, options):
             statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
-        return dict(changed=bool(statements), statements=statements,
-                    tables=sorted(model) if state == "present" else [], log_rows=None)
+        return dict(changed=bool(statements), statements=statements, tables=sorted(model), log_rows=None)
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
