@@ -31,6 +31,9 @@ LEDGER = "_migration_ledger"
 REJECTS = "_migration_rejects"
 ON_ERROR = ("error", "quarantine")
 PARALLEL_READERS = 2
+# A catch-up stages a table's changed rows in one piece; past this many logged keys the
+# table is copied in full instead (streamed in chunks, so memory stays bounded).
+REPLAY_MAX_KEYS = 100_000
 
 
 @dataclass
@@ -520,8 +523,9 @@ def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on
             done = ledger.get(target.source.name)
             if target.source.name not in tracked or not done or done[4] is None or done[4] > position:
                 continue
-            if not capture.pending(sqlite_conn, target.source.name, done[4], position):
-                continue
+            logged = capture.pending(sqlite_conn, target.source.name, done[4], position)
+            if not logged or logged > REPLAY_MAX_KEYS:
+                continue   # nothing to do, or so much that the chunked full copy is the better way
             # No key to go by: emptied and loaded again within the replay (such tables, often
             # association tables, are small and may reference rows the replay deletes).
             whole = not target.source.primary_key or not target.primary_key
