@@ -38,6 +38,17 @@ options:
       - Write the copy's progress there as JSON (per table - rows done and total, rows/s, seconds left),
         at most once a second. Run the task with C(async) and poll the file to show progress.
     type: path
+  passes:
+    description:
+      - While the app still writes - pass again, each time on a new snapshot, until a pass moved at most
+        O(max_lag) changed keys or rows, or O(passes) passes ran. With change capture (M(sqlite_pg_capture))
+        each pass replays what the app changed during the one before, so passes get shorter.
+    type: int
+    default: 1
+  max_lag:
+    description: See O(passes).
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -87,6 +98,14 @@ rejected:
   description: Rows quarantined in C(_migration_rejects).
   returned: always
   type: int
+passes:
+  description: How many passes ran (see O(passes)).
+  returned: always
+  type: int
+lag:
+  description: Changed keys (caught up) and rows (copied or appended) the last pass moved.
+  returned: always
+  type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -101,10 +120,12 @@ def main():
         on_error=dict(type="str", default="error", choices=["error", "quarantine"]),
         force=dict(type="bool", default=False),
         progress_file=dict(type="path"),
+        passes=dict(type="int", default=1),
+        max_lag=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode,
-                                      progress_file=p["progress_file"]))
+                                      progress_file=p["progress_file"], passes=p["passes"], max_lag=p["max_lag"]))
 
 
 if __name__ == "__main__":

@@ -94,20 +94,33 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         )
 
 
-def copy(params, on_error="error", force=False, check_mode=False, progress_file=None):
+def copy(params, on_error="error", force=False, check_mode=False, progress_file=None, passes=1, max_lag=0):
     """Copy every selected table; returns per-table results and totals. With
-    ``progress_file``, progress is written there as the copy goes (see ``progress``)."""
+    ``progress_file``, progress is written there as the copy goes (see ``progress``).
+
+    ``passes`` > 1: while the app writes, pass again (each on a new snapshot, replaying what
+    the change log gathered meanwhile) until a pass brought at most ``max_lag`` changed keys
+    or rows; the last pass's result per table is returned, ``passes`` says how many ran."""
     from .progress import ProgressFile
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
+    changed, done = False, 0
     with opened(params) as (sqlite_conn, pg_conn, source, model, options):
-        results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
-                                     progress=progress, force=force, check_mode=check_mode)
-        if not check_mode:
-            copier.prune_capture_log(params["source"], sqlite_conn, pg_conn, options.schema)
+        while True:
+            results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
+                                         progress=progress, force=force and done == 0, check_mode=check_mode)
+            done += 1
+            if not check_mode:
+                copier.prune_capture_log(params["source"], sqlite_conn, pg_conn, options.schema)
+            changed = changed or any(r.status != "in_sync" for r in results)
+            lag = sum(r.replayed if r.status == "caught_up" else r.rows for r in results if r.status != "in_sync")
+            if check_mode or done >= passes or lag <= max_lag:
+                break
     tables = {r.table: r.as_dict() for r in results}
     return dict(
-        changed=any(r.status != "in_sync" for r in results),
+        passes=done,
+        lag=lag,
+        changed=changed,
         notes=list(getattr(source, "notes", [])),
         tables=tables,
         rows=sum(r.rows for r in results),

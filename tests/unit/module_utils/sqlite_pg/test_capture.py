@@ -295,3 +295,16 @@ def test_keys_that_read_back_differently_are_rewritten_whole(pg_db, sqlite_path)
     back = run.copy_back(params)
     assert back["tables"]["items"]["status"] == "copied_back"
     run.verify_all(params)
+
+
+def test_passes_repeat_until_the_lag_is_small(pg_db, sqlite_path):
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    _write(sqlite_path, "UPDATE ideas SET score = score + 1")
+    result = run.copy(params, passes=3, max_lag=0)
+    # The first pass caught up 200 keys; nothing was written meanwhile, so the second found
+    # nothing and the loop stopped there.
+    assert result["passes"] == 2 and result["lag"] == 0 and result["changed"]
+    assert run.copy(params, passes=3)["passes"] == 1
