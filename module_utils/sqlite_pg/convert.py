@@ -19,12 +19,15 @@ unless it contains that control character.
 SQLite formats every row in SQL, so Python only moves bytes on the fast path. Rare
 cases (text in a numeric column, epoch numbers in a date/time column, BLOBs in a text
 column) call the small Python functions registered by ``register_functions``; they run
-only for those values. The profile and the copy both use these codecs, so what the
-profile predicts is what the copy does.
+only for those values. Text reaches them as its bytes (``CAST(c AS BLOB)``): text that is
+not valid UTF-8 cannot be handed to Python as text, and a helper never raises, so such a
+value is refused with a reason like any other. The profile and the copy both use these
+codecs, so what the profile predicts is what the copy does.
 """
 
 import datetime
 import decimal
+import functools
 import json
 import math
 import re
@@ -47,6 +50,15 @@ BLOB_IN_NUMBER = "BLOB in a numeric or date/time column"
 INVALID_UTF8 = "text is not valid UTF-8"
 
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+# numeric without a typmod: PostgreSQL keeps at most this many digits before the decimal
+# point, and writes at most this many after it (more is "value overflows numeric format").
+NUMERIC_MAX_DIGITS = 131072
+NUMERIC_MAX_SCALE = 16383
+# real (float4): a double at or beyond these rounds to infinity or to zero in PostgreSQL's
+# strtof (FLT_MAX plus half an ulp; half the smallest subnormal), which it refuses.
+FLOAT4_OVERFLOW = 3.4028235677973366e38
+FLOAT4_UNDERFLOW = 7.006492321624085e-46
+DOUBLE_MAX = 1.7976931348623157e308
 _HEX = "[0-9a-fA-F]"
 _UUID36 = "-".join(_HEX * n for n in (8, 4, 4, 4, 12))
 _ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
@@ -93,6 +105,17 @@ def float_text(c):
 def exact_float(c):
     """A REAL as 21 significant digits: exact, and the cheapest exact form SQLite prints."""
     return f"printf('%!.20e', {c})"
+
+
+def _raw(c):
+    """Text as its bytes, for the Python helpers: text that is not valid UTF-8 cannot be
+    passed to Python as text (the call would fail the whole query)."""
+    return f"CAST({c} AS BLOB)"
+
+
+def _not_utf8(c):
+    """The rule for text a numeric helper could not read because it is not valid UTF-8."""
+    return (f"typeof({c}) = 'text' AND NOT s2p_utf8({_raw(c)})", None, INVALID_UTF8)
 
 
 class Codec:
@@ -174,25 +197,45 @@ class IntegerCodec(Codec):
              f"CAST(CAST({c} AS INTEGER) AS TEXT)", None),
             (f"typeof({c}) = 'real'", None, "fractional or out-of-range number in an integer column"),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
-            (f"typeof({c}) = 'text' AND s2p_int({c}, {limit}) IS NOT NULL", f"s2p_int({c}, {limit})", None),
+            (f"typeof({c}) = 'text' AND s2p_int({_raw(c)}, {limit}) IS NOT NULL", f"s2p_int({_raw(c)}, {limit})",
+             None),
+            _not_utf8(c),
             (f"typeof({c}) = 'text'", None, NOT_INTEGER),
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
         ]
 
 
 class FloatCodec(Codec):
+    def _fits(self, c):
+        """For real (float4): a finite double PostgreSQL would not round to infinity or zero
+        (a few comparisons; infinities are left to the full rules)."""
+        if self.pg_type != "real":
+            return ""
+        return (f" AND {c} > {-FLOAT4_OVERFLOW!r} AND {c} < {FLOAT4_OVERFLOW!r} "
+                f"AND ({c} > {FLOAT4_UNDERFLOW!r} OR {c} < {-FLOAT4_UNDERFLOW!r} OR {c} = 0)")
+
     def clean(self, c):
-        return f"typeof({c}) IN ('real', 'integer')"
+        if self.pg_type != "real":
+            return f"typeof({c}) IN ('real', 'integer')"
+        return (f"typeof({c}) = 'integer' OR (typeof({c}) = 'real'{self._fits(c)}) "
+                f"OR (typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r})")
 
     def fast_rules(self, c):
-        return [(f"typeof({c}) = 'real'", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
+        return [(f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
 
     def rules(self, c):
+        width = 4 if self.pg_type == "real" else 8
+        oor = f"out of range for {self.pg_type}"
         return [
-            (f"typeof({c}) = 'real'", exact_float(c), None),
+            (f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c), None),
+            (f"typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r}", exact_float(c), None),   # infinity
+            (f"typeof({c}) = 'real'", None, oor),
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
-            (f"typeof({c}) = 'text' AND s2p_float({c}) IS NOT NULL", f"s2p_float({c})", None),
+            (f"typeof({c}) = 'text' AND s2p_float({_raw(c)}, {width}) IS NOT NULL", f"s2p_float({_raw(c)}, {width})",
+             None),
+            _not_utf8(c),
+            (f"typeof({c}) = 'text' AND s2p_number({_raw(c)})", None, oor),
             (f"typeof({c}) = 'text'", None, NOT_NUMBER),
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
         ]
@@ -204,35 +247,60 @@ class NumericCodec(Codec):
 
     def __init__(self, pg_type, notnull=False):
         super().__init__(pg_type, notnull)
-        m = re.fullmatch(r"numeric\(\d+,(\d+)\)", pg_type)
-        self.scale = int(m.group(1)) if m else None
+        m = re.fullmatch(r"numeric\((\d+),(\d+)\)", pg_type)
+        self.scale = int(m.group(2)) if m else None
+        # Digits allowed before the decimal point: p - s (PostgreSQL refuses a value of
+        # 10**(p-s) or more: "numeric field overflow").
+        self.digits = int(m.group(1)) - self.scale if m else None
+
+    def _int_fits(self, c):
+        """An integer below 10**(p-s); every 64-bit integer fits 19 digits or more."""
+        d = self.digits
+        if d is None or d >= 19:
+            return ""
+        if d <= 0:
+            return f" AND {c} = 0"
+        return f" AND {c} > {-10**d} AND {c} < {10**d}"
 
     def clean(self, c):
-        return f"typeof({c}) = 'integer'"
+        return self.fast_rules(c)[0][0]
 
     def fast_rules(self, c):
-        return [(f"typeof({c}) = 'integer'", c)]
+        return [(f"typeof({c}) = 'integer'{self._int_fits(c)}", c)]
 
     def rules(self, c):
-        s = self.scale
+        s, d = self.scale, self.digits
         places = f"more decimal places than {self.pg_type} keeps (it would round the value)"
+        oor = f"out of range for {self.pg_type}"
         real_fits = f" AND round({c}, {s}) = {c}" if s is not None else ""
+        real_range = f" AND abs({c}) < 1e{d}" if d is not None else ""
+        finite = f"abs({c}) <= {DOUBLE_MAX!r}"
+        # Text: at most s places (else NUMERIC_MAX_SCALE written ones), below 10**(p-s)
+        # (else NUMERIC_MAX_DIGITS digits).
         text_scale = s if s is not None else -1
+        text_digits = d if d is not None else NUMERIC_MAX_DIGITS
         rules = [
-            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
-            (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308{real_fits}", float_text(c), None),
+            (f"typeof({c}) = 'integer'{self._int_fits(c)}", f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'integer'", None, oor),
+            (f"typeof({c}) = 'real' AND {finite}{real_range}{real_fits}", float_text(c), None),
         ]
+        if d is not None:
+            rules.append((f"typeof({c}) = 'real' AND {finite} AND NOT abs({c}) < 1e{d}", None, oor))
         if s is not None:
-            rules.append((f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", None, places))
+            rules.append((f"typeof({c}) = 'real' AND {finite}", None, places))
         rules += [
             (f"typeof({c}) = 'real'", None, "infinity in a numeric column"),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
-            (f"typeof({c}) = 'text' AND s2p_decimal({c}, {text_scale}) IS NOT NULL",
-             f"s2p_decimal({c}, {text_scale})", None),
+            (f"typeof({c}) = 'text' AND s2p_decimal({_raw(c)}, {text_scale}, {text_digits}) IS NOT NULL",
+             f"s2p_decimal({_raw(c)}, {text_scale}, {text_digits})", None),
         ]
         if s is not None:
-            rules.append((f"typeof({c}) = 'text' AND s2p_decimal({c}, -1) IS NOT NULL", None, places))
+            # Within range, but more places than s: PostgreSQL would round it.
+            rules.append((f"typeof({c}) = 'text' AND s2p_decimal({_raw(c)}, -1, {text_digits}) IS NOT NULL",
+                          None, places))
         return rules + [
+            _not_utf8(c),
+            (f"typeof({c}) = 'text' AND s2p_number({_raw(c)})", None, oor),
             (f"typeof({c}) = 'text'", None, NOT_NUMBER),
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
         ]
@@ -309,7 +377,13 @@ class EnumCodec(Codec):
     def rules(self, c):
         labels = ", ".join(sql_str(v) for v in self.labels) or "NULL"
         return [(f"typeof({c}) = 'text' AND {c} IN ({labels})", _quoted(c), None),
-                ("1", None, f"not a label of {self.pg_type} ({', '.join(self.labels)})")]
+                ("1", None, f"not a label of {self.type_name} ({', '.join(self.labels)})")]
+
+    @property
+    def type_name(self):
+        """The type's name without schema or quotes: the catalog's format_type() (the copy)
+        qualifies it when its schema is not on the search path, the model (the profile) does not."""
+        return self.pg_type.split(".")[-1].strip('"')
 
 
 class ByteaCodec(Codec):
@@ -350,6 +424,13 @@ class UuidCodec(Codec):
         ]
 
 
+def _after_year0(c):
+    """Text that starts with a year from 0001 on (no '-' sign, not 0000): GLOB, as cheap as
+    it gets when the first character is 1-9. (Not ``c >= '0001'``: that would take the
+    column's affinity, NUMERIC for DATETIME, and any text is greater than the number 1.)"""
+    return f"({c} GLOB '[1-9]*' OR ({c} GLOB '0*' AND {c} NOT GLOB '0000*'))"
+
+
 class TemporalCodec(Codec):
     """timestamp, timestamptz, date and time.
 
@@ -368,42 +449,51 @@ class TemporalCodec(Codec):
                      "timestamptz" if "with time zone" in pg_type else "timestamp")
 
     def fast_rules(self, c):
+        # Years 1000-9999 first (a GLOB that also tests the first digit costs nothing more);
+        # then 0001-0999: PostgreSQL has no year 0000.
+        year0 = f"{c} NOT GLOB '0000*'"
         if self.kind == "date":
-            return [(f"typeof({c}) = 'text' AND {c} GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'", c)]
+            day = "-[01][0-9]-[0-3][0-9]"
+            return [(f"typeof({c}) = 'text' AND ({c} GLOB '[1-9][0-9][0-9][0-9]{day}' OR "
+                     f"({c} GLOB '0[0-9][0-9][0-9]{day}' AND {year0}))", c)]
         if self.kind == "time":
             return []
         # 'YYYY-MM-DD HH:MM:SS' or with six fraction digits (what SQLAlchemy and Python
         # write): no offset to fold. '?' is much cheaper than '[0-9]' in GLOB; a non-digit
         # there is refused by PostgreSQL, which sends the chunk down the careful path.
         zone = " || '+00'" if self.kind == "timestamptz" else ""
-        shape = "[0-9][0-9][0-9][0-9]-??-??[ T]??:??:??"
         # The cheap shape test first, then digits where '?' stood (no leap second, no sign).
         digits = (f"typeof({c}) = 'text' AND substr({c}, 6, 14) GLOB "
                   "'[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]'")
-        return [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}') AND {digits}", f"{c}{zone}"),
-                # Other fraction lengths, still no offset: cut to microseconds, as the full rules do.
-                (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*' AND {digits}",
-                 f"substr({c}, 1, 26){zone}")]
+        rules = []
+        for shape, year in (("[1-9][0-9][0-9][0-9]-??-??[ T]??:??:??", ""),
+                            ("0[0-9][0-9][0-9]-??-??[ T]??:??:??", f" AND {year0}")):
+            rules += [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}') AND {digits}{year}",
+                       f"{c}{zone}"),
+                      # Other fraction lengths, still no offset: cut to microseconds, as the full rules do.
+                      (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*' AND {digits}{year}",
+                       f"substr({c}, 1, 26){zone}")]
+        return rules
 
     def checked_clean(self, c):
         # Text that starts with the date SQLite prints back for it, normalised by '+0 days'
         # (without a modifier 2024-02-30 passes through): then the ISO rule holds, in one
         # call instead of its GLOB, date() and datetime(). Years print as four digits; a
-        # leading '-' (a year before 0) fails ">= '0'". BINARY: the column's own collation
-        # (RTRIM) could ignore what follows the date.
+        # leading '-' (a year before 0) and the year 0000 fail _after_year0. BINARY: the
+        # column's own collation (RTRIM) could ignore what follows the date.
         if self.kind == "date":
-            return f"typeof({c}) = 'text' AND {c} >= '0' AND date({c}, '+0 days') = {c} COLLATE BINARY"
+            return f"typeof({c}) = 'text' AND {_after_year0(c)} AND date({c}, '+0 days') = {c} COLLATE BINARY"
         if self.kind == "time":
             return None
-        return f"typeof({c}) = 'text' AND {c} >= '0' AND datetime({c}, '+0 days') = substr({c}, 1, 19)"
+        return f"typeof({c}) = 'text' AND {_after_year0(c)} AND datetime({c}, '+0 days') = substr({c}, 1, 19)"
 
     def rules(self, c):
         kind = sql_str(self.kind)
         fraction = (f"CASE WHEN substr({c}, 20, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
                     f"substr({c}, 21, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END")
         # SQLite's date() passes 2024-02-30 through; a '+0 days' modifier normalises it, so an
-        # impossible date no longer equals itself.
-        iso = (f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' "
+        # impossible date no longer equals itself. PostgreSQL has no year 0000 (nor before).
+        iso = (f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' AND {c} NOT GLOB '0000*' "
                f"AND date(substr({c}, 1, 10), '+0 days') = substr({c}, 1, 10)")
         if self.kind == "date":
             text_rules = [
@@ -459,34 +549,76 @@ def codec_for(pg_type, notnull=False, enum_labels=None):
 # --- Python helpers for the rare cases, registered on the SQLite connection ---------------
 
 
-def _to_int(text, limit):
-    try:
-        value = int(text.strip())
-    except (ValueError, AttributeError):
-        return None
+def _never_raises(func):
+    """A helper that fails on a value returns NULL (the rules then give the reason): an
+    exception would fail the whole query, not just the value."""
+    @functools.wraps(func)
+    def safe(*args):
+        try:
+            return func(*args)
+        except (ValueError, ArithmeticError, TypeError, AttributeError, MemoryError):
+            return None
+    return safe
+
+
+def _text(raw, encoding="utf-8"):
+    """Text from the bytes a rule passes (CAST(c AS BLOB): the database's encoding); str as is."""
+    return raw.decode(encoding) if isinstance(raw, bytes) else raw
+
+
+def _to_int(raw, limit, encoding="utf-8"):
+    value = int(_text(raw, encoding).strip())
     return str(value) if -limit <= value < limit else None
 
 
-def _to_float(text):
-    try:
-        value = float(text.strip())
-    except (ValueError, AttributeError):
-        return None
-    return repr(value) if not math.isnan(value) or text.strip().lower() == "nan" else None
+def _spells_infinity(text):
+    return text.lstrip("+-").lower() in ("inf", "infinity")
 
 
-def _to_decimal(text, scale=-1):
-    """Decimal text, normalised; None when not a finite number or (scale >= 0) when it has
-    more significant decimal places than ``scale``."""
-    try:
-        value = decimal.Decimal(text.strip())
-    except (decimal.InvalidOperation, AttributeError):
+def _to_float(raw, width=8, encoding="utf-8"):
+    """A double (width 8) or real (width 4) PostgreSQL reads back as Python does: None for
+    what it refuses, overflow to infinity or underflow to zero (an infinity or NaN that is
+    spelled out is kept)."""
+    text = _text(raw, encoding).strip()
+    value = float(text)
+    if math.isnan(value):
+        return "nan" if text.lower() == "nan" else None
+    if math.isinf(value):
+        return repr(value) if _spells_infinity(text) else None
+    if value == 0:
+        return repr(value) if decimal.Decimal(text).is_zero() else None   # underflow
+    if width == 4 and not FLOAT4_UNDERFLOW < abs(value) < FLOAT4_OVERFLOW:
         return None
+    return repr(value)
+
+
+def _places(value):
+    """Decimal places a finite Decimal needs (trailing zeros do not count)."""
+    _sign, digits, exponent = value.as_tuple()
+    zeros = len(digits) - len(bytes(digits).rstrip(b"\x00"))
+    return 0 if zeros == len(digits) else max(0, -(exponent + zeros))
+
+
+def _to_decimal(raw, scale=-1, digits=NUMERIC_MAX_DIGITS, encoding="utf-8"):
+    """Decimal text, normalised; None when not a finite number, when it has (scale >= 0)
+    more significant decimal places than ``scale``, or when PostgreSQL would refuse it:
+    ``digits`` or more digits before the point (numeric(p,s): p - s), more than
+    NUMERIC_MAX_SCALE written after it."""
+    value = decimal.Decimal(_text(raw, encoding).strip())
     if not value.is_finite():
         return None
-    if scale >= 0 and value != value.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN):
+    if not value.is_zero() and value.adjusted() >= min(digits, NUMERIC_MAX_DIGITS):
+        return None
+    if -value.as_tuple().exponent > NUMERIC_MAX_SCALE:
+        return None
+    if scale >= 0 and _places(value) > scale:
         return None
     return format(value, "f")
+
+
+def _is_number(raw, encoding="utf-8"):
+    """Whether the text is a finite number of any size (for the reason "out of range")."""
+    return decimal.Decimal(_text(raw, encoding).strip()).is_finite()
 
 
 def _valid_utf8(raw):
@@ -538,13 +670,23 @@ def _epoch(number, kind):
     return text + "+00" if kind == "timestamptz" else text
 
 
+_ENCODINGS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
+
+
 def register_functions(conn):
-    """Register the helpers above on a SQLite connection (deterministic, so SQLite may cache)."""
-    conn.create_function("s2p_int", 2, _to_int, deterministic=True)
-    conn.create_function("s2p_float", 1, _to_float, deterministic=True)
-    conn.create_function("s2p_decimal", 2, _to_decimal, deterministic=True)
-    conn.create_function("s2p_blob_text", 2, _blob_text, deterministic=True)
-    conn.create_function("s2p_epoch", 2, _epoch, deterministic=True)
+    """Register the helpers above on a SQLite connection (deterministic, so SQLite may cache).
+
+    The numeric helpers get text as CAST(c AS BLOB), the bytes in the file's encoding."""
+    encoding = _ENCODINGS.get(conn.execute("PRAGMA encoding").fetchone()[0], "utf-8")
+    conn.create_function("s2p_int", 2, _never_raises(lambda raw, limit: _to_int(raw, limit, encoding)),
+                         deterministic=True)
+    conn.create_function("s2p_float", 2, _never_raises(lambda raw, width: _to_float(raw, width, encoding)),
+                         deterministic=True)
+    conn.create_function("s2p_decimal", 3, _never_raises(
+        lambda raw, scale, digits: _to_decimal(raw, scale, digits, encoding)), deterministic=True)
+    conn.create_function("s2p_number", 1, _never_raises(lambda raw: _is_number(raw, encoding)), deterministic=True)
+    conn.create_function("s2p_blob_text", 2, _never_raises(_blob_text), deterministic=True)
+    conn.create_function("s2p_epoch", 2, _never_raises(_epoch), deterministic=True)
     conn.create_function("s2p_utf8", 1, _valid_utf8, deterministic=True)
 
 

@@ -126,7 +126,9 @@ class _TablePlan:
             self.key = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
         # CAST(... AS BLOB) of text in a UTF-16 file is not the UTF-8 that group_concat joins.
         chunked = self.key is not None and utf8_db
-        self.columns = [_Column(i, col, convert.codec_for(col.pg_type, col.notnull or col.name in target.primary_key),
+        # An ENUM column's labels from the model, as the copy takes them from the catalog.
+        self.columns = [_Column(i, col, convert.codec_for(col.pg_type, col.notnull or col.name in target.primary_key,
+                                                          col.enum[1] if col.enum else None),
                                 chunked) for i, col in enumerate(target.columns)]
         # Pack the fields into as few integers as fit.
         groups, used, place = [[]], 0, []

@@ -460,3 +460,82 @@ def test_self_referencing_rows_on_the_careful_path_with_the_foreign_key_in_place
     assert (result["rows"], result["rejected"]) == (1001, 1)
     assert fetch(params, "SELECT count(*) FROM node WHERE parent_id IS NOT NULL") == [(500,)]
     run.verify_all(params)
+
+
+ODD_DDL = """CREATE TABLE odd (id INTEGER PRIMARY KEY, i INTEGER, f FLOAT, n NUMERIC, d DECIMAL(5,2), t TEXT, g TEXT,
+                               r FLOAT, at DATETIME, day DATE);"""
+ODD_TYPES = {"odd.t": "numeric(10,2)", "odd.g": "double precision", "odd.r": "real"}
+_OK = (1, 1.5, "2.5", 1.25, "3.50", "0.5", 1.5, "2024-01-01 00:00:00", "2024-01-01")
+_BROKEN = b"1\xff"   # stored as text: not valid UTF-8
+ODD_ROWS = {   # id: (column, value, reason)
+    2: ("i", _BROKEN, "text is not valid UTF-8"),
+    3: ("f", _BROKEN, "text is not valid UTF-8"),
+    4: ("n", _BROKEN, "text is not valid UTF-8"),
+    5: ("d", _BROKEN, "text is not valid UTF-8"),
+    6: ("t", "1.0e+300", "out of range for numeric(10,2)"),
+    7: ("d", 12345.5, "out of range for numeric(5,2)"),
+    8: ("d", 1000, "out of range for numeric(5,2)"),
+    9: ("t", "123456789.5", "out of range for numeric(10,2)"),
+    10: ("t", "1e999999999999999999", "out of range for numeric(10,2)"),
+    11: ("g", "1e-400", "out of range for double precision"),
+    12: ("r", 1e300, "out of range for real"),
+    13: ("at", "0000-01-01 00:00:00", "not a recognised date/time"),
+    14: ("at", "0000-12-31T10:00:00.5", "not a recognised date/time"),
+    15: ("day", "0000-01-01", "not a date (or a date with a time of day)"),
+    16: ("t", "12.345", "more decimal places than numeric(10,2) keeps (it would round the value)"),
+}
+ODD_COLUMNS = ("i", "f", "n", "d", "t", "g", "r", "at", "day")
+
+
+def _odd(path):
+    make_sqlite(path, ODD_DDL, {"odd": [(1, *_OK)]})
+    conn = sqlite3.connect(path)
+    for key, (column, value, _reason) in ODD_ROWS.items():
+        row = dict(zip(ODD_COLUMNS, _OK, strict=True))
+        row[column] = value
+        marks = ", ".join("CAST(? AS TEXT)" if isinstance(row[c], bytes) else "?" for c in ODD_COLUMNS)
+        conn.execute(f"INSERT INTO odd VALUES (?, {marks})", (key, *(row[c] for c in ODD_COLUMNS)))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_unconvertible_numbers_and_dates_are_refused_with_a_reason_up_front(pg_db, sqlite_path, monkeypatch):
+    """Broken text in numeric columns, numbers beyond numeric(p,s)/real/double, the year 0000:
+    refused by the codecs (never a failing Python helper), on the fast path, as predicted."""
+    from sqlite_pg import copy
+
+    def careful(*_args, **_kwargs):
+        raise AssertionError("PostgreSQL refused what the codecs let through")
+
+    monkeypatch.setattr(copy, "_careful_copy", careful)
+    params = dict(pg_db, source=_odd(sqlite_path), column_types=ODD_TYPES)
+    report = run.profile(params)["tables"]["odd"]
+    result = migrate(params, on_error="quarantine")["tables"]["odd"]
+    assert (result["rows"], result["rejected"]) == (1, len(ODD_ROWS))
+    rejects = {r[0]["id"]: r[1] for r in fetch(params, "SELECT source_key, reason FROM _migration_rejects")}
+    assert rejects == {key: f"{column}: {reason}" for key, (column, _value, reason) in ODD_ROWS.items()}
+    assert report["would_reject"] == result["rejected"]
+    predicted = {}
+    for info in report["columns"].values():
+        for reason, n in info["problems"].items():
+            predicted[reason] = predicted.get(reason, 0) + n
+    assert predicted == result["reasons"]
+    assert [str(v) for v in fetch(params, "SELECT d, t, r FROM odd")[0]] == ["1.25", "3.50", "1.5"]
+    run.verify_all(params)
+
+
+@pytest.mark.parametrize("column", ["i", "f", "n", "d"])
+def test_broken_text_in_a_numeric_column_stops_the_copy_with_a_data_error(pg_db, sqlite_path, column):
+    make_sqlite(sqlite_path, ODD_DDL, {"odd": [(1, *_OK)]})
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute(f"UPDATE odd SET {column} = CAST(x'31ff' AS TEXT)")
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path)
+    assert run.profile(params)["tables"]["odd"]["columns"][column]["problems"] == {"text is not valid UTF-8": 1}
+    run.schema(params)
+    with pytest.raises(DataError) as err:
+        run.copy(params)
+    assert (err.value.table, err.value.key, err.value.column) == ("odd", {"id": 1}, column)
+    assert "not valid UTF-8" in str(err.value)
