@@ -3,11 +3,13 @@
 For every table whose keys were logged since its last pass (see ``capture``), in one
 PostgreSQL transaction for all of them:
 
-1. parents first: the logged rows that exist in SQLite and convert are staged by COPY into
-   a temporary table, updated in place where the key exists and inserted where not;
-2. children first: the logged keys whose row is gone from SQLite (or no longer converts)
-   are deleted;
-3. rejects of the logged keys are replaced by what the rows give now (``on_error``), the
+1. children first: the logged keys whose row is gone from SQLite (or no longer converts)
+   are deleted, so a unique value or a parent they held is free again;
+2. parents first: the logged rows that exist in SQLite and convert are staged by COPY into
+   a temporary table, inserted where the key is new, then updated in place where it was
+   there (a row may now point at a row inserted just before);
+3. tables without a key to go by are emptied and loaded again within the same transaction;
+4. rejects of the logged keys are replaced by what the rows give now (``on_error``), the
    sequences are moved past the new maximum, and the ledger records the new capture point.
 
 Updating in place (not delete and insert) keeps ``ON DELETE CASCADE`` children intact, and
