@@ -512,8 +512,10 @@ def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on
     """Replay the capture log into the tables it can serve (one transaction); {} when none.
 
     A table qualifies when its triggers are in place, its last copy recorded a capture
-    point, it has a primary key, and the target still holds what the ledger says; the
-    others (and all of them, if PostgreSQL refuses the replay) are copied by copy_table.
+    point, the log names at most REPLAY_MAX_KEYS changes and no key-less entry (unless the
+    table has no key at all: then it is reloaded within the replay), and the target still
+    holds what the ledger says; the others (and all of them, if PostgreSQL refuses the
+    replay) are copied by copy_table.
     """
     from . import catchup
 
