@@ -120,6 +120,17 @@ def open_sqlite(path, timeout=30.0):
     return conn
 
 
+def require_utf8(conn, path):
+    """The data path hands SQLite's text to COPY as bytes: a UTF-16 file would send UTF-16.
+    Refused with the way out rather than with a row-by-row refusal of every text value."""
+    encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+    if encoding.upper() != "UTF-8":
+        raise SourceError(
+            f"SQLite file {path} stores text as {encoding}; the copy reads UTF-8 databases only. "
+            f"With the app stopped, convert it (sqlite3 {path} .dump | sqlite3 NEW.db) and point the app "
+            f"and the migration's source at NEW.db")
+
+
 def snapshot_readers(conn, extra, timeout=30.0):
     """Start a read transaction on ``conn`` and on up to ``extra`` new read-only connections,
     all on the same snapshot of the file, so several threads can read one consistent state.

@@ -9,7 +9,7 @@ import contextlib
 from . import copy as copier
 from . import ddl, introspect, verify
 from . import profile as profiler
-from .connection import connect_pg, open_sqlite
+from .connection import connect_pg, open_sqlite, require_utf8
 from .errors import MigrationError, ProfileError, SchemaError, VerifyError
 from .existing import bind_existing
 from .model import Options, build_model
@@ -45,6 +45,7 @@ def opened(params):
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
+        require_utf8(sqlite_conn, params["source"])
         schema = introspect.read_schema(sqlite_conn)
         model = build_model(sqlite_conn, schema, options)
         pg_conn = connect_pg(params)
@@ -153,6 +154,7 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
+        require_utf8(sqlite_conn, params["source"])
         model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
         result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
     finally:

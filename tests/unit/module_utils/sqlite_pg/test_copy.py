@@ -539,3 +539,14 @@ def test_broken_text_in_a_numeric_column_stops_the_copy_with_a_data_error(pg_db,
         run.copy(params)
     assert (err.value.table, err.value.key, err.value.column) == ("odd", {"id": 1}, column)
     assert "not valid UTF-8" in str(err.value)
+
+
+def test_a_utf16_file_is_refused_up_front_with_the_way_out(pg_db, sqlite_path):
+    from sqlite_pg.errors import SourceError
+
+    make_sqlite(sqlite_path, "PRAGMA encoding = 'UTF-16le'; CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);",
+                {"t": [(1, "é")]})
+    params = dict(pg_db, source=sqlite_path)
+    for call in (lambda: run.profile(params), lambda: run.schema(params), lambda: run.copy(params)):
+        with pytest.raises(SourceError, match=r"stores text as UTF-16le.*\.dump \| sqlite3 NEW\.db"):
+            call()

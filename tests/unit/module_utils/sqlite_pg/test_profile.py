@@ -201,11 +201,11 @@ def test_datetime_shortcuts_agree_with_the_full_conditions(zoo):
             assert {n for n, f in zip(names, flags, strict=True) if f} == set(hits), value
 
 
-@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16le"])
+# UTF-16 files are refused before the profile runs (connection.require_utf8).
+@pytest.mark.parametrize("encoding", ["UTF-8"])
 def test_chunked_scan_counts_exactly_what_per_value_queries_count(sqlite_path, monkeypatch, encoding):
     """Tiny ranges and chunks, a few bits per signature, counts in Python or in SQL, a table
-    without rowid, a UTF-16 file: the same numbers as plain per-value queries with the
-    codecs' full rules."""
+    without rowid: the same numbers as plain per-value queries with the codecs' full rules."""
     from sqlite_pg import convert, profile
 
     values = _zoo()
