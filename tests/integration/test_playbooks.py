@@ -203,6 +203,13 @@ def test_migrate_rollback_migrate_with_a_live_app(app):
     state = json.loads((app["dir"] / ".sqlite_pg" / "state.json").read_text())
     assert state["decommissioned"] and len(state["sqlite_archive_sha256"]) == 64
     assert playbook(app, "decommission.yml", "-e", "migration_confirm_decommission=true")["changed"] == 0
+    # A decommission stopped after the file was archived and removed (state not yet written)
+    # finishes on a rerun.
+    state_file = app["dir"] / ".sqlite_pg" / "state.json"
+    interrupted = {k: v for k, v in json.loads(state_file.read_text()).items() if not k.startswith(("decomm", "sqlite_"))}
+    state_file.write_text(json.dumps(interrupted))
+    assert playbook(app, "decommission.yml", "-e", "migration_confirm_decommission=true")["failures"] == 0
+    assert json.loads(state_file.read_text())["decommissioned"]
     assert playbook(app, "migrate.yml")["changed"] == 0
 
 
