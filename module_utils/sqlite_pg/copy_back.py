@@ -170,7 +170,7 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
         result["status"] = "would_replay_back"
         return result
     match = " AND ".join(f"{quote_ident(k)} IS ?" for k in source_keys)
-    deleted = sum(sqlite_conn.execute(f"DELETE FROM {qname} WHERE {match}", key).rowcount for key in gone)
+    deleted = sqlite_conn.executemany(f"DELETE FROM {qname} WHERE {match}", gone).rowcount
     sqlite_conn.executemany(f"INSERT INTO {qname} ({', '.join(quote_ident(n) for n in names)}) "
                             f"VALUES ({', '.join('?' * len(names))})", rows)
     result.update(status="replayed_back", deleted=deleted, inserted=len(rows),

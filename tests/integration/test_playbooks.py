@@ -95,7 +95,9 @@ def make_app(tmp_path, pg_cluster, tls=False, app_role=False):
     admin.close()
 
 
-def playbook(app, name, *extra):
+def run_playbook(app, name, *extra):
+    """Run a playbook with the JSON callback; its output, after checking it succeeded and
+    printed no password."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
                            os.path.join(ROOT, "playbooks", name), *extra], cwd=ROOT, env=env,
@@ -104,7 +106,11 @@ def playbook(app, name, *extra):
     assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
     assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
     assert APP_PASSWORD not in proc.stdout and APP_PASSWORD not in proc.stderr
-    return out["stats"]["localhost"]
+    return out
+
+
+def playbook(app, name, *extra):
+    return run_playbook(app, name, *extra)["stats"]["localhost"]
 
 
 def written(app):
@@ -309,13 +315,7 @@ def test_a_rerun_dumps_the_target_first_over_verify_full(tls_app, tmp_path):
 
 def playbook_tasks(app, name, *extra):
     """Run a playbook; {task name: changed} for the tasks that ran on localhost."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
-                           os.path.join(ROOT, "playbooks", name), *extra], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    out = json.loads(proc.stdout)
-    assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
-    assert APP_PASSWORD not in proc.stdout and PASSWORD not in proc.stdout
+    out = run_playbook(app, name, *extra)
     return {t["task"]["name"]: t["hosts"]["localhost"].get("changed", False)
             for play in out["plays"] for t in play["tasks"]
             if "localhost" in t["hosts"] and not t["hosts"]["localhost"].get("skipped")}

@@ -27,6 +27,16 @@ def _app(sqlite_path, users=50, ideas=4):
     return make_sqlite(sqlite_path, APP, rows)
 
 
+@pytest.fixture
+def captured(pg_db, sqlite_path):
+    """The app's file with capture installed, then migrated: the connection options."""
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    return params
+
+
 def _write(path, *statements):
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -58,11 +68,8 @@ def test_install_is_idempotent_and_invisible_to_the_migration(pg_db, sqlite_path
     assert "_s2p_changes" in result["not_migrated"]
 
 
-def test_updates_deletes_and_key_changes_are_replayed_not_recopied(pg_db, sqlite_path):
-    _app(sqlite_path)
-    params = dict(pg_db, source=sqlite_path)
-    run.capture(params)
-    migrate(params)
+def test_updates_deletes_and_key_changes_are_replayed_not_recopied(captured, sqlite_path):
+    params = captured
     _write(sqlite_path,
            "UPDATE users SET name = 'renamed' WHERE id = 3",
            "DELETE FROM users WHERE id = 4",                       # cascades to its ideas in SQLite
@@ -88,11 +95,8 @@ def test_updates_deletes_and_key_changes_are_replayed_not_recopied(pg_db, sqlite
     assert not again["changed"], again["tables"]
 
 
-def test_a_table_without_primary_key_is_loaded_again_within_the_catch_up(pg_db, sqlite_path):
-    _app(sqlite_path)
-    params = dict(pg_db, source=sqlite_path)
-    run.capture(params)
-    migrate(params)
+def test_a_table_without_primary_key_is_loaded_again_within_the_catch_up(captured, sqlite_path):
+    params = captured
     _write(sqlite_path, "UPDATE log SET line = 'changed' WHERE rowid = 1")
     assert run.copy(params, check_mode=True)["tables"]["log"]["status"] == "would_catch_up"
     result = run.copy(params)
@@ -135,13 +139,10 @@ def test_changes_before_the_bulk_snapshot_are_not_lost(pg_db, sqlite_path):
     assert fetch(params, "SELECT name FROM users WHERE id = 1") == [("late",)]
 
 
-def test_changes_made_while_capture_was_off_are_not_missed(pg_db, sqlite_path):
+def test_changes_made_while_capture_was_off_are_not_missed(captured, sqlite_path):
     """Removed (a rollback), the app writes, installed again: the ledger's capture point
     belongs to the old log, so the table is copied in full, never trusted as in sync."""
-    _app(sqlite_path)
-    params = dict(pg_db, source=sqlite_path)
-    run.capture(params)
-    migrate(params)
+    params = captured
     run.capture(params, state="absent")
     _write(sqlite_path, "UPDATE users SET name = 'while off' WHERE id = 1")   # no trigger saw it
     run.capture(params)
@@ -297,11 +298,8 @@ def test_keys_that_read_back_differently_are_rewritten_whole(pg_db, sqlite_path)
     run.verify_all(params)
 
 
-def test_passes_repeat_until_the_lag_is_small(pg_db, sqlite_path):
-    _app(sqlite_path)
-    params = dict(pg_db, source=sqlite_path)
-    run.capture(params)
-    migrate(params)
+def test_passes_repeat_until_the_lag_is_small(captured, sqlite_path):
+    params = captured
     _write(sqlite_path, "UPDATE ideas SET score = score + 1")
     result = run.copy(params, passes=3, max_lag=0)
     # The first pass caught up 200 keys; nothing was written meanwhile, so the second found
