@@ -105,6 +105,30 @@ options:
       used instead of their defaults during the load (e.g. C(users.uuid) -> C(gen_random_uuid())).
     type: dict
     default: {}
+  source_host:
+    description:
+      - The app host's name as the owner record of the target shows it to humans (the playbooks pass
+        C(inventory_hostname)). Default, the host's own name.
+      - A target (database and schema) holds one source. It records the source's id (kept inside the
+        SQLite file, table C(_s2p_source), so a copied or moved file stays the same source), host and
+        path in C(_migration_source). A call that writes refuses, changing nothing, a target another source
+        holds or one that holds tables no migration of this source created; reading calls refuse the
+        first; see M(sqlite_pg_target).
+    type: str
+    default: ""
+  takeover_from:
+    description:
+      - Take over a target that another source holds, named by the source id its refusal printed, e.g.
+        after that source was decommissioned; or C(unowned) for a target whose tables no recorded source
+        claims (an earlier load by an older version). Every table is then copied again.
+      - Set it for one host and one run (C(-e), host_vars), never for a whole fleet.
+    type: str
+    default: ""
+  lock_wait:
+    description: Seconds a writing call waits for another run that writes to the same target (two
+      operators, a stuck run) before it is refused, naming that run.
+    type: int
+    default: 60
 notes:
   - Requires psycopg2 on the host that runs the module.
   - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the

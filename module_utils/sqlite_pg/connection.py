@@ -48,6 +48,9 @@ def common_argument_spec():
         target=dict(type="str", default="create", choices=["create", "existing"]),
         exclude_columns=dict(type="list", elements="str", default=[]),
         column_defaults=dict(type="dict", default={}),
+        source_host=dict(type="str", default=""),
+        takeover_from=dict(type="str", default="", no_log=False),
+        lock_wait=dict(type="int", default=60),
     )
 
 

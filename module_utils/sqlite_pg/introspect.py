@@ -10,6 +10,8 @@ from .errors import SourceError
 # never migrated themselves.
 CAPTURE_LOG = "_s2p_changes"
 CAPTURE_PREFIX = "_s2p_"
+# The source's identity (ownership.py): a random id the target's owner record names.
+SOURCE_ID = "_s2p_source"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ def read_schema(conn):
             continue
         if name == CAPTURE_LOG:
             schema.skipped[name] = "change-capture log of this migration (see capture.py)"
+            continue
+        if name == SOURCE_ID:
+            schema.skipped[name] = "this source's identity, named by the target's owner record (see ownership.py)"
             continue
         if kind == "view":
             schema.views.append(name)

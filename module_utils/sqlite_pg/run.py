@@ -7,10 +7,10 @@ opened. Errors are the typed ones from ``errors``; nothing here prints or exits.
 import contextlib
 
 from . import copy as copier
-from . import ddl, introspect, verify
+from . import ddl, introspect, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
-from .errors import MigrationError, ProfileError, SchemaError, VerifyError
+from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError
 from .existing import bind_existing
 from .model import Options, build_model
 
@@ -37,11 +37,31 @@ def options_from(params):
     )
 
 
+def _own_target(params, pg_conn, schema, sqlite_conn, writes, check_mode):
+    """Refuse a target another source holds. A writing call also claims an unowned one (or
+    takes one over, as ``takeover_from`` says) and holds the target's run lock while it
+    writes; reading calls and plans only look."""
+    source = ownership.describe(params, sqlite_conn)
+    if writes:
+        decided = ownership.settle(pg_conn, schema, source, params["source"], params.get("target") or "create",
+                                   params.get("takeover_from") or "", check_mode)
+        if not check_mode:
+            ownership.hold(pg_conn, schema, params.get("lock_wait") or 60)
+        return decided
+    with pg_conn.cursor() as cur:
+        decided = ownership.plan(cur, schema, source, params.get("target") or "create", params.get("takeover_from"))
+    pg_conn.rollback()
+    if decided.action == "refuse" and decided.owner is not None:
+        raise ownership.OwnershipError(decided.message)
+    return decided
+
+
 @contextlib.contextmanager
-def opened(params):
+def opened(params, writes=False, check_mode=False):
     """(sqlite connection, PostgreSQL connection, source schema, target model, options).
 
-    With ``target: existing`` the model is bound to the tables the app created."""
+    With ``target: existing`` the model is bound to the tables the app created. ``writes``:
+    the call changes the target (see ``_own_target``)."""
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
@@ -50,6 +70,7 @@ def opened(params):
         model = build_model(sqlite_conn, schema, options)
         pg_conn = connect_pg(params)
         try:
+            _own_target(params, pg_conn, options.schema, sqlite_conn, writes, check_mode)
             if params.get("target", "create") == "existing":
                 with pg_conn.cursor() as cur:
                     model, notes = bind_existing(cur, model, options.schema, params.get("exclude_columns") or (),
@@ -70,7 +91,7 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
     phases = ddl.PHASES if phase == "all" else (phase,)
     if params.get("target", "create") == "existing":
         phases = ()   # the app owns the schema: nothing is created, the binding is checked
-    with opened(params) as (sqlite_conn, pg_conn, source, model, options):
+    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
         queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
         for one in phases:
             plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode)
@@ -106,7 +127,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     changed, done = False, 0
-    with opened(params) as (sqlite_conn, pg_conn, source, model, options):
+    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
         while True:
             results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
                                          progress=progress, force=force and done == 0, check_mode=check_mode)
@@ -174,7 +195,7 @@ def copy_back(params, check_mode=False):
     from . import copy_back as back
     from . import pg_capture
 
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, _source, model, options):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
@@ -233,11 +254,12 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
         if state == "absent":   # from the catalog alone: the SQLite file may be gone already
             pg_conn = connect_pg(params)
             try:
+                _own_target(params, pg_conn, params.get("schema") or "public", None, True, check_mode)
                 statements = pg_capture.apply(pg_conn, params.get("schema") or "public", None, state, check_mode)
             finally:
                 pg_conn.close()
             return dict(changed=bool(statements), statements=statements, tables=[], log_rows=None)
-        with opened(params) as (_sqlite_conn, pg_conn, _source, model, options):
+        with opened(params, writes=True, check_mode=check_mode) as (_sqlite_conn, pg_conn, _source, model, options):
             statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
         return dict(changed=bool(statements), statements=statements, tables=sorted(model), log_rows=None)
     options = options_from(params)
@@ -257,3 +279,34 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
     finally:
         sqlite_conn.close()
     return dict(changed=bool(statements), statements=statements, tables=tables, log_rows=pending)
+
+
+def target(params, check_mode=False, connections_needed=0, missing_ok=False):
+    """Settle who owns the target (plan in check mode, claim otherwise) and whether the
+    server's connections hold the fleet's pools. ``missing_ok``: a server or database that
+    provisioning has yet to create is a note, not a failure."""
+    from . import budget
+
+    sqlite_conn = open_sqlite(params["source"])
+    try:
+        require_utf8(sqlite_conn, params["source"])
+        try:
+            pg_conn = connect_pg(params)
+        except ConnectError as exc:
+            if not missing_ok:
+                raise
+            return dict(changed=False, action="not_reachable", owner=None, connections=None,
+                        msg=f"{exc} - nothing to check yet: the provision phase creates it")
+        try:
+            decided = _own_target(params, pg_conn, params.get("schema") or "public", sqlite_conn, True, check_mode)
+            with pg_conn.cursor() as cur:
+                connections = budget.check(cur, connections_needed)
+            pg_conn.rollback()
+        finally:
+            pg_conn.close()
+    finally:
+        sqlite_conn.close()
+    if not connections["ok"]:
+        raise MigrationError(connections["msg"])
+    return dict(changed=decided.action not in ("keep", "refuse"), action=decided.action, msg=decided.message,
+                owner=decided.owner, connections=connections)
