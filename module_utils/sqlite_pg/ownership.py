@@ -117,7 +117,7 @@ def read_owner(cur, schema):
     cur.execute(sql.SQL("SELECT source_id, host, path, claimed_at::text, history FROM {} LIMIT 1").format(
         sql.Identifier(schema, RECORD)))
     row = cur.fetchone()
-    return dict(zip(("source_id", "host", "path", "claimed_at", "history"), row)) if row else None
+    return dict(zip(("source_id", "host", "path", "claimed_at", "history"), row, strict=True)) if row else None
 
 
 def foreign_tables(cur, schema):

@@ -60,6 +60,7 @@ def test_constraints_indexes_and_defaults(pg_db, sqlite_path):
 
 def test_drift_is_reported_never_altered(pg_db, sqlite_path):
     params = dict(pg_db, source=_source(sqlite_path))
+    run.target(params)   # this source's target, where someone changed a table by hand
     fetch(params, "CREATE TABLE parent (id bigint, code integer, created timestamp, flag boolean); SELECT 1")
     with pytest.raises(SchemaError, match="parent.code: target is integer, source maps to text"):
         run.schema(params)
