@@ -114,12 +114,12 @@ def plan_tables(pg_conn, model, schema):
             raise SchemaError("the target schema differs from the source (drift, nothing was changed): "
                               + "; ".join(drift))
         if plan.statements:
-            _check_create_privileges(cur, schema, creates_schema=any(
+            check_create_privileges(cur, schema, creates_schema=any(
                 s.as_string(cur).startswith("CREATE SCHEMA") for s in plan.statements))
     return plan
 
 
-def _check_create_privileges(cur, schema, creates_schema):
+def check_create_privileges(cur, schema, creates_schema):
     """Least privilege: the migration role needs to own (or create in) the target schema,
     nothing more. Say exactly what to ask the provider for, before anything is written."""
     cur.execute("SELECT current_user, current_database()")

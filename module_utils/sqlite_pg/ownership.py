@@ -25,6 +25,7 @@ import psycopg2.errors
 import psycopg2.extras
 from psycopg2 import sql
 
+from .ddl import check_create_privileges
 from .errors import MigrationError, SourceError
 from .introspect import SOURCE_ID, quote_ident
 
@@ -176,10 +177,15 @@ def plan(cur, schema, source, target_mode="create", takeover_from=""):
     return OwnershipPlan("claim", f"{where} is claimed for {source.host}:{source.path}")
 
 
-def _statements(schema, plan_, source):
+def _statements(cur, schema, plan_, source):
     record = sql.Identifier(schema, RECORD)
-    out = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
-           sql.SQL("CREATE TABLE IF NOT EXISTS {} (source_id text NOT NULL, host text NOT NULL, path text NOT NULL, "
+    cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    creates_schema = cur.fetchone() is None
+    if read_owner(cur, schema) is None:
+        # What to ask the provider for, before anything is written (as for the tables).
+        check_create_privileges(cur, schema, creates_schema)
+    out = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema))] if creates_schema else []
+    out += [sql.SQL("CREATE TABLE IF NOT EXISTS {} (source_id text NOT NULL, host text NOT NULL, path text NOT NULL, "
                    "claimed_at timestamptz NOT NULL DEFAULT now(), history jsonb NOT NULL DEFAULT '[]', "
                    "singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton))").format(record)]
     values = (source.id, source.host, source.path)
@@ -216,7 +222,7 @@ def settle(pg_conn, schema, source, path=None, target_mode="create", takeover_fr
             if decided.action == "refuse":
                 raise OwnershipError(decided.message)
             if decided.action != "keep":
-                for stmt in _statements(schema, decided, source):
+                for stmt in _statements(cur, schema, decided, source):
                     cur.execute(stmt)
         pg_conn.commit()
     except psycopg2.errors.InsufficientPrivilege as exc:
