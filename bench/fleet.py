@@ -3,42 +3,44 @@
 against ONE PostgreSQL, each app writing while it runs (issue 13).
 
     python bench/fleet.py [--hosts 1,4,16] [--users 2000] [--forks N] [--serial 100%]
-                          [--max-fail-percentage 0] [-e KEY=VALUE ...] [--out FILE] [--json FILE]
+                          [--max-fail-percentage 0] [--max-connections M] [-e KEY=VALUE ...]
+                          [--quiet SECONDS] [--keep] [--out FILE] [--json FILE]
 
 For each N in ``--hosts``:
 
-1. a throwaway PostgreSQL cluster (``bench/run.py``'s ``BenchCluster``: durable settings,
-   superuser trust on the unix socket; TCP needs a scram-sha-256 password) gets a login role
-   ``fleet`` that owns one database per host, ``idea_planner_<host>`` (the name
-   ``migration_db_name`` defaults to for a fleet: ``inventory_hostname`` lowercased, every
-   character not in ``[a-z0-9_]`` replaced by ``_``);
+1. a throwaway PostgreSQL cluster (``bench/run.py``'s ``BenchCluster``: durable settings;
+   superuser trust on its unix socket, scram-sha-256 over TCP; ``max_connections`` 40 per
+   host, at least 100) gets a login role ``fleet`` that owns one database per host,
+   ``idea_planner_<host>`` (the fleet default of ``migration_db_name``: ``inventory_hostname``
+   lowercased, every character not in ``[a-z0-9_]`` made ``_``; set explicitly per host);
 2. N app hosts ``app-01``... (``ansible_connection: local``, the venv's python), each a
    directory with its own copy of a demo ``bot.db`` (``scripts/make_demo_db.py``, ``--users``
    users, built once into ``bench/.cache``), a ``.env`` naming it and a live writer
    (``tests/app/writer.py``) that logs every committed write; the playbook stops and starts
-   it through ``migration_app_stop_command`` / ``migration_app_start_command`` (a pid file);
+   it with ``migration_app_stop_command`` / ``migration_app_start_command`` (a pid file);
    the generated inventory has no ``db_servers`` (bring your own PostgreSQL);
-3. the playbook runs once, ``-f FORKS`` (default N), ``-e migration_serial=...``,
-   ``-e migration_max_fail_percentage=...`` (play keywords: extra vars, not inventory vars),
-   with a small callback plugin (written next to the inventory) that records when each task
-   started and ended on each host;
+3. ``ansible-playbook`` runs once, ``-f FORKS`` (default N), ``-e migration_serial=...``,
+   ``-e migration_max_fail_percentage=...``, with a small callback plugin (written into the
+   run's directory, enabled beside those ``ansible.cfg`` enables) that records when each
+   task started and ended on each host;
 4. meanwhile a sampler records every 0.5 s the load average, the runnable tasks, the client
-   backends (``pg_stat_activity``; those of the engine: ``application_name = 'sqlite_pg'``),
-   ``sum(numbackends)`` of ``pg_stat_database``, and the playbook's worker processes; every
-   0.1 s it looks at each writer's log, so the longest time without a committed write is
-   measured as the app saw it (``app gap``: includes the writer's own restart);
-5. after the run each writer is left to commit on PostgreSQL, then stopped; every write it
-   logged (on SQLite before cutover and on PostgreSQL after) must be in its database
-   (COPY of the log into a temporary table, anti-join with ``users``);
-6. the write downtime of each host is read from its ``state.json`` and from its report JSON
-   in ``migration_report_dir``.
+   backends (``pg_stat_activity``; the engine's: ``application_name = 'sqlite_pg'``),
+   ``sum(numbackends)`` of ``pg_stat_database``, the playbook's worker processes, the
+   background copies not finished yet and the writers' CPU; every 0.1 s it looks at each
+   writer's log, so pauses between committed writes are measured as the app saw them;
+5. after the run each migrated app is left to commit on PostgreSQL, then every writer is
+   stopped, and every write it logged must be where the app ended up: in its PostgreSQL
+   database (the log COPYed into a temporary table, anti-joined with ``users``), or in its
+   bot.db for a host left on SQLite;
+6. each host's write downtime is read from its ``state.json`` and its report JSON in
+   ``migration_report_dir``; the outcome from the fleet report, when the playbook writes one.
 
-Per N it reports the total wall time, per host the wall time, the span of each phase and
-the time spent waiting for other hosts (linear strategy: each task waits for the batch's
-slowest host; with ``forks < N`` tasks also queue for a worker), what the machine spent
-(CPU busy of all cores from ``/proc/stat``, time with a task waiting for a CPU from
-``/proc/pressure/cpu``, PostgreSQL's CPU, the CPU of the ansible-playbook process tree) and
-a verdict on what bounded the run (see ``bounds``). Markdown goes to stdout and ``--out``.
+It reports the total wall time and per host its wall time, the span of each phase, the time
+between its tasks (the controller, the batch's slowest host - the linear strategy runs each
+task on every host before the next - and, with fewer forks than hosts, a free fork), the
+costliest tasks, what the machine spent (CPU busy from ``/proc/stat``, time some task waited
+for a CPU from ``/proc/pressure/cpu``, CPU of PostgreSQL, of the ansible-playbook tree and of
+the writers) and what bounded the run (``bounds``). Markdown to stdout and ``--out``.
 """
 
 import argparse
@@ -130,12 +132,24 @@ class CallbackModule(CallbackBase):
             self._emit(host=host, stats=stats.summarize(host))
 '''
 
-# Which phase a task belongs to, by the role file it comes from; other files (state.yml,
-# the playbook's own include tasks) count for the phase the host was in.
+# Which phase a task belongs to: by the role file it comes from; else by its play's name when
+# that names one phase; else (state.yml, fleet_record.yml, a play of several phases) the
+# phase the host was in.
 PHASE_OF_FILE = {"fleet.yml": "preflight", "preflight.yml": "preflight", "backup.yml": "backup", "load.yml": "load",
                  "copy_poll.yml": "load", "app_grants.yml": "load", "cutover.yml": "cutover",
                  "app_stop.yml": "cutover", "app_start.yml": "cutover", "report.yml": "report"}
+PHASE_OF_PLAY = {"plan": "preflight", "preflight": "preflight", "backup": "backup", "load": "load",
+                 "cut over": "cutover", "cutover": "cutover"}
 PHASES = ("preflight", "backup", "load", "cutover", "report")
+
+
+def phase_of(row, previous):
+    """The phase of one task record (see PHASE_OF_FILE and PHASE_OF_PLAY)."""
+    base = os.path.basename(row["path"].rsplit(":", 1)[0])
+    if base in PHASE_OF_FILE:
+        return PHASE_OF_FILE[base]
+    named = {phase for word, phase in PHASE_OF_PLAY.items() if word in row["play"].lower()}
+    return named.pop() if len(named) == 1 else previous
 
 
 def db_name(host):
@@ -295,7 +309,8 @@ def check_writes(cluster, host):
         conn = sqlite3.connect(f"file:{host['dir']}/bot.db?mode=ro", uri=True)
         try:
             missing = [r[0] for r in conn.execute(
-                "SELECT value FROM json_each(?) WHERE value NOT IN (SELECT telegram_id FROM users) ORDER BY 1",
+                "SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM users WHERE telegram_id = value)"
+                " ORDER BY 1",
                 (json.dumps([t for _, w in seg for t in w]),))]
         finally:
             conn.close()
@@ -375,6 +390,7 @@ class Sampler(threading.Thread):
         #                                             runnable, workers, copies)
         self.gaps = {h["name"]: [] for h in hosts}   # [(start, end, restart)]
         self.writer_ticks = {}                     # pid: [CPU ticks at its first sample (0 if started since), last]
+        self.error = None
         self._halt = threading.Event()
 
     def stop(self):
@@ -459,6 +475,8 @@ class Sampler(threading.Thread):
                         self._heavy(cur, now)
                     tick += 1
                     self._halt.wait(SAMPLE_EVERY)
+        except Exception as exc:   # the report says the samples stop here, rather than nothing
+            self.error = f"sampling stopped at {time.strftime('%H:%M:%S')}: {exc!r}"
         finally:
             conn.close()
 
@@ -513,8 +531,7 @@ def host_timing(path):
         if "stats" in row:
             h["stats"] = row["stats"]
             continue
-        base = os.path.basename(row["path"].rsplit(":", 1)[0])
-        phase[row["host"]] = PHASE_OF_FILE.get(base, phase.get(row["host"], "preflight"))
+        phase[row["host"]] = phase_of(row, phase.get(row["host"], "preflight"))
         h["intervals"].append((row["start"], row["end"]))
         lo, hi = h["phases"].get(phase[row["host"]], (row["start"], row["end"]))
         h["phases"][phase[row["host"]]] = (min(lo, row["start"]), max(hi, row["end"]))
@@ -574,6 +591,39 @@ def failure_lines(path, limit=12):
     return [line[:400] for line in lines[:limit]]
 
 
+def host_rows(hosts, cluster, reports, sampler, timing, t0, late):
+    """One dict per host: its timing, downtimes, pauses of its writes, and the writes check."""
+    fleet = fleet_report(reports)
+    rows = []
+    for host in hosts:
+        t = timing.get(host["name"], {})
+        gaps = sampler.gaps[host["name"]]
+        restart = [g for g in gaps if g[2] and g[0] >= t0]
+        others = [g for g in gaps if g not in restart]
+        rows.append(dict(
+            name=host["name"], db=host["db"], wall=t.get("wall"), busy=t.get("busy"),
+            phases={p: e - s for p, (s, e) in t.get("phases", {}).items()},
+            stats=t.get("stats", {}), failed=t.get("failed", []),
+            downtime=downtimes(host, reports),
+            app_gap=max((e - s for s, e, _ in restart), default=None),
+            other_gap=max((e - s for s, e, _ in others), default=None),
+            writes=check_writes(cluster, host), late=host["name"] in late,
+            outcome=fleet.get(host["name"], {}).get("outcome"), reason=fleet.get(host["name"], {}).get("reason")))
+    return rows
+
+
+def task_costs(tasks, n):
+    """The 8 costliest tasks (per host, all runs summed: median, max, runs per host), and
+    per host how many tasks ran and were skipped, with the median time of one that ran."""
+    costs = sorted(((statistics.median(sum(d for d, _ in runs) for runs in by_host.values()),
+                     max(sum(d for d, _ in runs) for runs in by_host.values()),
+                     max(len(runs) for runs in by_host.values()), key[1])
+                    for key, by_host in tasks.items()), reverse=True)[:8]
+    ran = [d for by_host in tasks.values() for runs in by_host.values() for d, st in runs if st != "skipped"]
+    skipped = sum(1 for by_host in tasks.values() for runs in by_host.values() for _, st in runs if st == "skipped")
+    return costs, dict(ran=len(ran) / n, skipped=skipped / n, median=statistics.median(ran) if ran else None)
+
+
 def wait_quiet(limit, below=1.0):
     """Wait up to ``limit`` seconds for the 1-minute load average to fall below ``below``
     (other work on the machine skews every figure here)."""
@@ -623,33 +673,12 @@ def run_fleet(n, args, template):
         timing, tasks = host_timing(os.path.join(work, "timing.jsonl"))
         tick = os.sysconf("SC_CLK_TCK")
         window = [s for s in sampler.samples if t0 <= s[0] <= t1]
-        fleet = fleet_report(reports)
-        per_host = []
-        for host in hosts:
-            t = timing.get(host["name"], {})
-            gaps = sampler.gaps[host["name"]]
-            restart = [g for g in gaps if g[2] and g[0] >= t0]
-            others = [g for g in gaps if g not in restart]
-            per_host.append(dict(
-                name=host["name"], db=host["db"], wall=t.get("wall"), busy=t.get("busy"),
-                phases={p: e - s for p, (s, e) in t.get("phases", {}).items()},
-                stats=t.get("stats", {}), failed=t.get("failed", []),
-                downtime=downtimes(host, reports),
-                app_gap=max((e - s for s, e, _ in restart), default=None),
-                other_gap=max((e - s for s, e, _ in others), default=None),
-                writes=check_writes(cluster, host), late=host["name"] in not_on_pg,
-                outcome=fleet.get(host["name"], {}).get("outcome"), reason=fleet.get(host["name"], {}).get("reason")))
-        slowest = sorted(((statistics.median(sum(d for d, _ in runs) for runs in by_host.values()),
-                           max(sum(d for d, _ in runs) for runs in by_host.values()),
-                           max(len(runs) for runs in by_host.values()), key[1])
-                          for key, by_host in tasks.items()), reverse=True)[:8]
-        ran = [d for by_host in tasks.values() for runs in by_host.values() for d, st in runs if st != "skipped"]
-        skipped = [d for by_host in tasks.values() for runs in by_host.values() for d, st in runs if st == "skipped"]
+        per_host = host_rows(hosts, cluster, reports, sampler, timing, t0, not_on_pg)
+        slowest, counts = task_costs(tasks, n)
         return dict(
             n=n, forks=forks, serial=args.serial, max_fail=args.max_fail_percentage, rc=rc, wall=wall,
-            argv=argv, hosts=per_host, slowest=slowest,
-            tasks=dict(ran=len(ran) / n, skipped=len(skipped) / n, median=statistics.median(ran) if ran else None,
-                       seconds=sum(ran) / n), failures=failure_lines(out) if rc else [],
+            argv=argv, hosts=per_host, slowest=slowest, sampler_error=sampler.error,
+            tasks=counts, failures=failure_lines(out) if rc else [],
             cpu_busy=(cpu1[0] - cpu0[0]) / tick, cpu_total=(cpu1[1] - cpu0[1]) / tick,
             psi=(psi1 - psi0) / 1e6 if psi0 is not None and psi1 is not None else None,
             server_cpu=server1 - server0, tree_cpu=tree_cpu, writers_cpu=writers_cpu, seconds=t1 - t0, ncpu=os.cpu_count(),
@@ -743,8 +772,15 @@ def render(results, args, machine):
             f"| {r['writers_cpu']:.1f} s | {r['cpu_busy'] - r['server_cpu'] - r['tree_cpu'] - r['writers_cpu']:.1f} s "
             f"| {p['workers']} / {r['forks']} | {p['copies']} | {p['clients']} ({p['active']}; {p['engine']}) "
             f"| {p['numbackends']} / {r['max_connections']} | {p['per_db']} |")
+    busy = [f"{r['n']} host(s): load average {r['loadavg_start'][0]:.2f} before the run" for r in results
+            if r["loadavg_start"][0] >= 1.0]
+    if busy:
+        lines += ["", "Note: the machine was not quiet (" + "; ".join(busy) + "): the rest column holds the other "
+                  "work's CPU, and every time here is longer than on a quiet machine."]
     for r in results:
-        lines += ["", f"### {r['n']} host(s): per host", "",
+        command = " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else
+                           ("<run dir>/inventory.json" if a.endswith("inventory.json") else a) for a in r["argv"])
+        lines += ["", f"### {r['n']} host(s): per host", "", f"`ANSIBLE_CONFIG=ansible.cfg {command}`", "",
                   "| host | database | on | outcome (fleet report) | recap | wall | preflight | backup | load | cutover | report "
                   "| between its tasks | downtime state.json / report | app-seen gap | longest other pause "
                   "| final pass | writes SQLite / PostgreSQL | lost |",
@@ -764,6 +800,8 @@ def render(results, args, machine):
                   "| task | median over hosts | max | runs per host |", "|---|---|---|---|"]
         for median, most, runs, name in r["slowest"]:
             lines.append(f"| {name} | {median:.2f} s | {most:.2f} s | {runs} |")
+        if r["sampler_error"]:
+            lines += ["", f"Note: {r['sampler_error']} (peaks and pauses after it are missing)."]
         reasons = [f"- {h['name']}: {h['reason']}" for h in r["hosts"] if h.get("reason")]
         if reasons:
             lines += ["", "Why, as the fleet report gives it:", ""] + reasons
@@ -777,10 +815,13 @@ def render(results, args, machine):
               "- and, with fewer forks than hosts, for a fork). Write downtime (state.json) = from before the app is stopped to after it is started again; "
               "app-seen write gap = the longest time without a committed write around the restart, from the "
               "writer's log (includes the writer's own start); longest other pause = the longest such time before "
-              "or after it. Lost writes: logged writes not found in PostgreSQL after cutover. CPU busy from "
+              "or after it. Lost writes: logged writes not found where the app ended up (its PostgreSQL "
+              "database after cutover, its bot.db otherwise). CPU busy from "
               "/proc/stat, waiting for CPU from /proc/pressure/cpu (\"some\"), PostgreSQL CPU of the postmaster "
               "and its children, ansible-playbook tree = the controller, its forks and the modules they waited "
-              "for (not the background copies, which detach)."]
+              "for (not the background copies, which detach: they are in the rest, with anything else the machine "
+              "ran). Bound: CPU when the cores were 85 % busy or some task waited for a CPU half the run; forks when "
+              "fewer forks than hosts were all busy; connections at 90 % of max_connections; else task latency."]
     return "\n".join(lines) + "\n"
 
 
