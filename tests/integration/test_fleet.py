@@ -3,6 +3,8 @@ machine (local connections) against one PostgreSQL the operator brings:
 
 - one database, one schema per app host: every host's writes end up in its own schema, the
   apps (restarted on PostgreSQL) write there, the rerun changes nothing, one fleet report;
+- a host whose health check fails on PostgreSQL goes back to SQLite with the writes it made
+  there, while the others move (batches, max-fail percentage);
 - two hosts pointed at one target (the old inventory/example): one moves, the other is
   refused with a message naming both sources, its app left on SQLite and its writes kept.
 """
@@ -64,7 +66,7 @@ def fleet(tmp_path, pg_cluster):
         # The budget preflight checks against the test cluster's max_connections (100).
         "migration_app_pool_size": 5, "migration_app_max_overflow": 5,
     }
-    yield dict(root=tmp_path, db=db, hosts=hosts, settings=settings, port=pg_cluster.port)
+    yield dict(root=tmp_path, db=db, hosts=hosts, settings=settings, port=pg_cluster.port, admin=admin)
     for name in HOSTS:
         subprocess.run(["sh", "-c", f"kill $(cat {tmp_path / name / 'app.pid'}) 2>/dev/null"], check=False)
     with admin.cursor() as cur:
@@ -83,6 +85,7 @@ def migrate(fleet, *extra):
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(path),
                            "-f", "5", os.path.join(ROOT, "playbooks", "migrate.yml"), *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True)
+    (fleet["root"] / "last-run.json").write_text(proc.stdout)   # for a failing test's reader
     assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
     return proc.returncode, json.loads(proc.stdout)["stats"], proc.stdout
 
@@ -141,6 +144,39 @@ def test_one_database_a_schema_per_host_with_live_apps(fleet):
     rc, stats, out = migrate(fleet)
     assert rc == 0 and sum(s["changed"] for s in stats.values()) == 0, out[-4000:]
     assert {h["outcome"] for h in fleet_report(fleet).values()} == {"already_moved"}
+
+
+def test_a_host_failing_its_health_check_goes_back_to_sqlite_with_its_writes(fleet):
+    # One database per host (named by the default rule), made as the provider would.
+    admin = fleet["admin"]
+    with admin.cursor() as cur:
+        for host in HOSTS:
+            cur.execute(f"CREATE DATABASE {fleet['db']}_{host} OWNER fleet_owner")
+    del fleet["settings"]["migration_db_name"]
+    fleet["settings"].update(migration_db_base_name=fleet["db"], migration_serial=[1, "100%"],
+                             migration_max_fail_percentage=50, migration_health_retries=1)
+    # app3's app starts on PostgreSQL and writes there, but its health check fails.
+    fleet["hosts"]["app3"]["migration_health_command"] = "sh -c 'sleep 3; false'"
+    try:
+        for host in HOSTS:
+            wait_for_writes(fleet, host, 10)
+        rc, stats, out = migrate(fleet)
+        assert rc != 0 and stats["app3"]["failures"] == 1 and stats["app2"]["failures"] == 0, out[-3000:]
+        report = fleet_report(fleet)
+        assert [report[h]["on"] for h in HOSTS] == ["postgresql", "postgresql", "sqlite"], report
+        assert "cutover" in report["app3"]["reason"] and "back on SQLite" in report["app3"]["reason"]
+        # Every write app3 made, on SQLite before and on PostgreSQL during its failed cutover, is
+        # in SQLite, where it writes again.
+        log = (fleet["root"] / "app3" / "writes.log").read_text()
+        assert "url=postgresql" in log, "app3 never ran on PostgreSQL: the test proves nothing"
+        count = len(written(fleet, "app3"))
+        wait_for_writes(fleet, "app3", count + 5)
+        assert written(fleet, "app3") - sqlite_users(fleet, "app3") - set(sorted(written(fleet, "app3"))[-3:]) == set()
+        assert "DATABASE_URL=sqlite" in (fleet["root"] / "app3" / ".env").read_text()
+    finally:
+        with admin.cursor() as cur:
+            for host in HOSTS:
+                cur.execute(f"DROP DATABASE IF EXISTS {fleet['db']}_{host} WITH (FORCE)")
 
 
 def test_two_hosts_pointed_at_one_target_one_is_refused_and_loses_nothing(fleet):
