@@ -152,6 +152,11 @@ def phase_of(row, previous):
     return named.pop() if len(named) == 1 else previous
 
 
+def log(msg):
+    """Progress, on stderr: stdout is the report's."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def db_name(host):
     """The database of one app host: the rule of the fleet default of ``migration_db_name``."""
     return "idea_planner_" + re.sub(r"[^a-z0-9_]", "_", host.lower())
@@ -181,7 +186,7 @@ def template_db(users):
     os.makedirs(cache, exist_ok=True)
     path = os.path.join(cache, f"fleet-bot-{users}u.db")
     if not os.path.exists(path):
-        bench.log(f"building {path} ({users} users)")
+        log(f"building {path} ({users} users)")
         make_demo_db.build(path, users=users)
     return path
 
@@ -629,7 +634,7 @@ def wait_quiet(limit, below=1.0):
     (other work on the machine skews every figure here)."""
     deadline = time.monotonic() + limit
     if os.getloadavg()[0] >= below and limit > 0:
-        bench.log(f"waiting up to {limit} s for a quiet machine (load {os.getloadavg()[0]:.2f})")
+        log(f"waiting up to {limit} s for a quiet machine (load {os.getloadavg()[0]:.2f})")
     while os.getloadavg()[0] >= below and time.monotonic() < deadline:
         time.sleep(5)
 
@@ -640,7 +645,7 @@ def run_fleet(n, args, template):
     wait_quiet(args.quiet)
     loadavg_start = os.getloadavg()
     names = [f"app-{i:02d}" for i in range(1, n + 1)]
-    bench.log(f"N={n}: cluster, {n} host(s), forks {forks}, serial {args.serial}")
+    log(f"N={n}: cluster, {n} host(s), forks {forks}, serial {args.serial}")
     max_connections = args.max_connections or max(100, CONNECTIONS_PER_HOST * n + 20)
     cluster = start_cluster(names, max_connections)
     work = tempfile.mkdtemp(prefix=f"s2p-fleet-{n}-")
@@ -659,12 +664,12 @@ def run_fleet(n, args, template):
         sampler = Sampler(cluster, hosts, os.path.join(work, "async"))
         sampler.start()
         cpu0, psi0, server0, t0 = cpu_jiffies(), cpu_pressure(), cluster.cpu_seconds(), time.time()
-        bench.log(f"N={n}: ansible-playbook ...")
+        log(f"N={n}: ansible-playbook ...")
         rc, wall, tree_cpu, out, argv = run_playbook(work, inventory, forks, args.serial, args.max_fail_percentage,
                                                      args.extra, sampler)
         cpu1, psi1, server1, t1 = cpu_jiffies(), cpu_pressure(), cluster.cpu_seconds(), time.time()
         writers_cpu = sampler.writers_cpu()
-        bench.log(f"N={n}: playbook rc={rc} in {wall:.1f} s; letting the apps write on PostgreSQL")
+        log(f"N={n}: playbook rc={rc} in {wall:.1f} s; letting the apps write on PostgreSQL")
         moved = [h for h in hosts if downtimes(h, reports)["state"] is not None]
         not_on_pg = wait_for_writes(moved, WRITES_BEFORE, on="postgresql", timeout=60)
         sampler.stop()
@@ -698,7 +703,7 @@ def run_fleet(n, args, template):
             stop_writer(host)
         cluster.stop()
         if args.keep:
-            bench.log(f"N={n}: kept {work}")
+            log(f"N={n}: kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
 

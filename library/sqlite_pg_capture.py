@@ -9,7 +9,7 @@ description:
     that record the primary key of each row inserted, updated or deleted (old and new key when a
     key changes). M(sqlite_pg_copy) then replays only the logged rows on its next run (status
     C(caught_up)) instead of copying changed tables again, and prunes the log behind it.
-  - Install it before the bulk copy: the copy records the log position of its snapshot, so no
+  - Install it before the bulk copy. The copy records the log position of its snapshot, so no
     change between the two is missed. Tables copied before capture existed are compared and copied
     in full as before.
   - A table without a primary key only logs that it changed; it is copied again in full.
@@ -36,6 +36,11 @@ options:
     type: str
     default: present
     choices: [present, absent]
+attributes:
+  check_mode:
+    support: full
+    details: Returns the statements without running them.
+author: sqlite-to-postgres project
 """
 
 EXAMPLES = r"""

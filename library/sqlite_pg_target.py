@@ -6,13 +6,13 @@ module: sqlite_pg_target
 short_description: Claim a PostgreSQL target (database and schema) for one SQLite source
 description:
   - A target holds one source. The first migration that writes to it records the source there (table
-    C(_migration_source)): the source's id, kept inside the SQLite file (table C(_s2p_source), so a copy
+    C(_migration_source)) - the source's id, kept inside the SQLite file (table C(_s2p_source), so a copy
     or a move of the file is still the same source), the app host and the path.
   - Refuses, changing nothing, a target that another source holds, and one that holds tables no
-    migration of this source created (unless O(target=existing): the app's own schema). The message names
+    migration of this source created (unless O(target=existing), the app's own schema). The message names
     both sources and the way out; only O(takeover_from) takes a target over.
   - Claims are made under an advisory lock in PostgreSQL, so two hosts that reach one unclaimed target
-    at the same moment cannot both claim it: the second is refused.
+    at the same moment cannot both claim it; the second is refused.
   - Also checks that the server's C(max_connections) holds O(connections_needed).
   - In check mode it only plans (what preflight runs); the other writing modules make the same check
     before each write.
@@ -58,7 +58,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-action:
+decision:
   description: C(keep) (already this source's), C(claim), C(update) (this source moved to another host or
     path), C(take_over), or C(not_reachable) (with O(missing_ok)).
   returned: success

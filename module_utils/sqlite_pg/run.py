@@ -295,7 +295,7 @@ def target(params, check_mode=False, connections_needed=0, missing_ok=False):
         except ConnectError as exc:
             if not missing_ok:
                 raise
-            return dict(changed=False, action="not_reachable", owner=None, connections=None,
+            return dict(changed=False, decision="not_reachable", owner=None, connections=None,
                         msg=f"{exc} - nothing to check yet: the provision phase creates it")
         try:
             decided = _own_target(params, pg_conn, params.get("schema") or "public", sqlite_conn, True, check_mode)
@@ -308,5 +308,5 @@ def target(params, check_mode=False, connections_needed=0, missing_ok=False):
         sqlite_conn.close()
     if not connections["ok"]:
         raise MigrationError(connections["msg"])
-    return dict(changed=decided.action not in ("keep", "refuse"), action=decided.action, msg=decided.message,
+    return dict(changed=decided.action not in ("keep", "refuse"), decision=decided.action, msg=decided.message,
                 owner=decided.owner, connections=connections)

@@ -15,7 +15,10 @@ import yaml
 from tests.conftest import fetch, make_sqlite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ("sqlite_pg_schema", "sqlite_pg_copy", "sqlite_pg_verify", "sqlite_pg_profile")
+MODULES = ("sqlite_pg_schema", "sqlite_pg_copy", "sqlite_pg_verify", "sqlite_pg_profile", "sqlite_pg_target")
+# Every module in library/: ansible-doc must parse each and match its argument spec.
+DOCUMENTED = tuple(sorted(name[:-3] for name in os.listdir(os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "library")) if name.endswith(".py")))
 
 
 def play(tmp_path, params, tasks, check=False):
@@ -58,6 +61,7 @@ STEPS = [
     {"name": "copy", "sqlite_pg_copy": {}},
     {"name": "constraints", "sqlite_pg_schema": {"phase": "constraints"}},
     {"name": "verify", "sqlite_pg_verify": {}},
+    {"name": "owner", "sqlite_pg_target": {}},
 ]
 
 
@@ -68,12 +72,14 @@ def test_check_mode_then_real_run_then_rerun(tmp_path, pg_db, source):
     assert fetch(params, "SELECT to_regclass('users')") == [(None,)]
 
     first = play(tmp_path, params, STEPS)
-    assert [first[s["name"]]["changed"] for s in STEPS] == [False, True, True, True, False]
+    # The target is claimed by the first write (tables): "owner" then keeps it.
+    assert [first[s["name"]]["changed"] for s in STEPS] == [False, True, True, True, False, False]
+    assert first["owner"]["decision"] == "keep" and first["owner"]["owner"]["path"] == source
     assert first["copy"]["tables"]["ideas"]["rows"] == 300
     assert first["verify"]["tables"]["users"]["source_checksum"] == first["verify"]["tables"]["users"]["target_checksum"]
 
     second = play(tmp_path, params, STEPS)
-    assert [second[s["name"]]["changed"] for s in STEPS] == [False, False, False, False, False]
+    assert [second[s["name"]]["changed"] for s in STEPS] == [False, False, False, False, False, False]
     assert second["copy"]["tables"]["ideas"]["status"] == "in_sync"
 
 
@@ -137,7 +143,7 @@ def _argument_spec(module, monkeypatch):
     return captured
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", DOCUMENTED)
 def test_documentation_matches_the_argument_spec(module, monkeypatch):
     doc, returns = _documented(module)
     spec = _argument_spec(module, monkeypatch)

@@ -73,9 +73,9 @@ def test_the_identity_survives_a_copy_of_the_file(two_hosts, tmp_path):
     shutil.copy(a["source"], moved)   # a restored backup, a file moved to another disk
     again = dict(a, source=moved, source_host="app1-new")
     result = run.target(again)
-    assert result["action"] == "update" and result["changed"]
+    assert result["decision"] == "update" and result["changed"]
     assert (_owner(a)["host"], _owner(a)["path"]) == ("app1-new", moved)
-    assert run.target(again)["action"] == "keep"
+    assert run.target(again)["decision"] == "keep"
     run.verify_all(again)
 
 
@@ -86,14 +86,14 @@ def test_take_over_by_name_copies_every_table_again(two_hosts):
     with pytest.raises(OwnershipError):
         migrate(dict(b, takeover_from="not-the-owner"))
     b = dict(b, takeover_from=old)
-    assert run.target(b, check_mode=True)["action"] == "take_over"
+    assert run.target(b, check_mode=True)["decision"] == "take_over"
     migrate(b)
     assert _names(b) == [f"b user {u}" for u in range(1, 31)]
     owner = _owner(b)
     assert owner["host"] == "app2" and owner["history"][0]["source_id"] == old
     run.verify_all(b)
     # From now on the target is b's: the same setting changes nothing more, a's run is refused.
-    assert run.target(b)["action"] == "keep"
+    assert run.target(b)["decision"] == "keep"
     with pytest.raises(OwnershipError):
         run.verify_all(a)
 
@@ -112,7 +112,7 @@ def test_tables_no_migration_created_are_refused_unless_the_app_owns_them(pg_db,
     assert fetch(pg_db, "SELECT to_regclass('users'), to_regclass('_migration_source')") == [(None, None)]
     # An earlier load of this same file, by a version that kept no record: named, then taken over.
     result = run.target(dict(source, takeover_from=ownership.UNOWNED))
-    assert result["action"] == "take_over"
+    assert result["decision"] == "take_over"
     migrate(source)
     run.verify_all(source)
 
@@ -125,7 +125,7 @@ def test_the_apps_own_schema_is_claimed(pg_db, tmp_path):
                     "CREATE TABLE ideas (id bigint PRIMARY KEY, user_id bigint REFERENCES users, text text)")
     conn.commit()
     conn.close()
-    assert run.target(source)["action"] == "claim"
+    assert run.target(source)["decision"] == "claim"
     run.copy(source)
     run.verify_all(source)
 
@@ -182,7 +182,7 @@ def test_the_connection_budget_names_what_to_change(two_hosts):
     a, _b = two_hosts
     result = run.target(a, check_mode=True, connections_needed=10)
     assert result["connections"]["ok"] and result["connections"]["max_connections"] > 10
-    assert result["changed"] and result["action"] == "claim"
+    assert result["changed"] and result["decision"] == "claim"
     assert fetch(a, "SELECT to_regclass('_migration_source')") == [(None,)]   # check mode wrote nothing
     with pytest.raises(MigrationError, match=r"need 100000\. Raise max_connections to at least \d+"):
         run.target(a, check_mode=True, connections_needed=100000)
@@ -192,7 +192,7 @@ def test_a_database_provisioning_will_create_is_a_note_with_missing_ok(two_hosts
     a, _b = two_hosts
     missing = dict(a, db="not_created_yet")
     result = run.target(missing, check_mode=True, missing_ok=True)
-    assert result["action"] == "not_reachable" and "provision" in result["msg"]
+    assert result["decision"] == "not_reachable" and "provision" in result["msg"]
     with pytest.raises(MigrationError, match="not_created_yet"):
         run.target(missing, check_mode=True)
 
