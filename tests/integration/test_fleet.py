@@ -83,7 +83,7 @@ def migrate(fleet, *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(path),
-                           "-f", "5", os.path.join(ROOT, "playbooks", "migrate.yml"), *extra],
+                           "-f", "5", os.path.join(ROOT, "migrate.yml"), *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     (fleet["root"] / "last-run.json").write_text(proc.stdout)   # for a failing test's reader
     assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
