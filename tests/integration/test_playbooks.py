@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import psycopg2
 import pytest
@@ -387,3 +388,33 @@ def test_the_app_runs_with_its_own_role_not_the_owner(app_own_role, pg_cluster):
         assert cur.fetchone() == (True, True)
     admin.close()
     assert playbook(app, "migrate.yml")["changed"] == 0
+
+
+def test_the_apps_own_schema_route_through_the_playbook(app):
+    """The guide's step 3: the app creates its schema on PostgreSQL (create_all), then
+    migrate.yml loads data only (migration_target: existing) while the app keeps writing."""
+    from sqlalchemy import create_engine
+
+    from tests.app.models import Base
+
+    url = f"postgresql+psycopg2://planner:{quote(PASSWORD, safe='')}@127.0.0.1:{app['params']['port']}/{app['db']}"
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)   # native ENUM types, the app's own keys and defaults
+    engine.dispose()
+    wait_for_writes(app, 10)
+    stats = playbook(app, "migrate.yml", "-e", "migration_target=existing")
+    assert stats["failures"] == 0
+    before_cutover = written(app)
+    wait_for_writes(app, len(before_cutover) + 10)   # restarted on PostgreSQL
+    assert set(before_cutover) - pg_users(app) == set()
+    conn = psycopg2.connect(host="127.0.0.1", port=app["params"]["port"], user="planner", password=PASSWORD,
+                            dbname=app["db"])
+    with conn, conn.cursor() as cur:
+        # The app's schema is kept as create_all made it (its ENUM), and the target is claimed.
+        cur.execute("SELECT udt_name FROM information_schema.columns WHERE table_name = 'analyses' "
+                    "AND column_name = 'status'")
+        assert cur.fetchone() == ("analysisstatus",)
+        cur.execute("SELECT host, path FROM _migration_source")
+        assert cur.fetchone() == ("localhost", str(app["dir"] / "bot.db"))
+    conn.close()
+    assert playbook(app, "migrate.yml", "-e", "migration_target=existing")["changed"] == 0
