@@ -49,6 +49,15 @@ options:
     description: See O(passes).
     type: int
     default: 0
+  prove:
+    description:
+      - After the last pass, on its snapshot of the source (a capture position P), verify every table in
+        full and record in the ledger the tables proven equal at P. M(sqlite_pg_verify) with
+        O(sqlite_pg_verify#module:since_proof) then verifies only the rows changed since P - the cutover's
+        short path. Needs change capture; costs one more pass (a short catch-up) and one full verification,
+        while the app still runs.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -122,10 +131,12 @@ def main():
         progress_file=dict(type="path"),
         passes=dict(type="int", default=1),
         max_lag=dict(type="int", default=0),
+        prove=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode,
-                                      progress_file=p["progress_file"], passes=p["passes"], max_lag=p["max_lag"]))
+                                      progress_file=p["progress_file"], passes=p["passes"], max_lag=p["max_lag"],
+                                      prove=p["prove"]))
 
 
 if __name__ == "__main__":

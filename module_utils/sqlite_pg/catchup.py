@@ -27,7 +27,7 @@ from .copy import REJECTS, TableResult, _Bytes, _fill_defaults, _quarantine, _se
 from .errors import DataError
 
 
-def _stage(cur, schema, target, columns, name, payload):
+def stage(cur, schema, target, columns, name, payload):
     """A temporary table with ``columns`` of the target's types, filled from COPY text."""
     cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in columns),
@@ -110,7 +110,7 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
             else:
                 keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
                 _count, payload = source.gone(keys_sql, args)
-                _stage(cur, schema, target, list(target.primary_key), f"s2p_gone_{i}", payload)
+                stage(cur, schema, target, list(target.primary_key), f"s2p_gone_{i}", payload)
                 deleted = _delete_gone(cur, schema, target, f"s2p_gone_{i}")
             done[target.source.name] = dict(deleted=deleted)
         # Parents first: new rows, then changed ones (a row may now point at a new one).
@@ -123,7 +123,7 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
                 rows, good, payload = source.changed(keys_sql, args)
                 keys = [tuple(r) for r in sqlite_conn.execute(keys_sql, args)]
             restore += _fill_defaults(cur, schema, target)
-            _stage(cur, schema, target, [c.target for c in columns], f"s2p_rows_{i}", payload)
+            stage(cur, schema, target, [c.target for c in columns], f"s2p_rows_{i}", payload)
             inserted, updated = _upsert(cur, schema, target, columns, f"s2p_rows_{i}")
             result = TableResult(target.source.name, "caught_up")
             _forget_rejects(cur, schema, target.source, keys, everything=whole)
@@ -149,7 +149,8 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
             # ledger is left so that the table is copied in full next.
             entry["accounted"] = source_rows == rows + rejected
             record_ledger(cur, schema, target.source.name, source_rows, max_rowid,
-                          rows if entry["accounted"] else -1, rejected, 0, entry["seconds"], upto)
+                          rows if entry["accounted"] else -1, rejected, 0, entry["seconds"], upto,
+                          keep_proof=entry["accounted"])
     pg_conn.commit()
     if progress:
         for name, entry in done.items():

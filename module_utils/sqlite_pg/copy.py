@@ -76,9 +76,11 @@ def ensure_bookkeeping(cur, schema):
         "bytes bigint NOT NULL, seconds double precision NOT NULL, finished_at timestamptz NOT NULL, "
         "capture_seq bigint)"
     ).format(sql.Identifier(schema, LEDGER)))
-    # capture_seq: the change-capture log position this table is up to date with (capture.py).
-    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS capture_seq bigint").format(
-        sql.Identifier(schema, LEDGER)))
+    # capture_seq: the change-capture log position this table is up to date with (capture.py);
+    # proven_seq: the position at which verification proved the table equal to the source
+    # (verify.prove_snapshot), kept by catch-ups, cleared by any other copy.
+    cur.execute(sql.SQL("ALTER TABLE {0} ADD COLUMN IF NOT EXISTS capture_seq bigint, "
+                        "ADD COLUMN IF NOT EXISTS proven_seq bigint").format(sql.Identifier(schema, LEDGER)))
     cur.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, table_name text NOT NULL, "
         "source_key jsonb NOT NULL, reason text NOT NULL, columns text[] NOT NULL, raw jsonb NOT NULL, "
@@ -90,20 +92,34 @@ def read_ledger(cur, schema):
     cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, LEDGER).as_string(cur),))
     if cur.fetchone()[0] is None:
         return {}
-    # capture_seq through to_jsonb: a ledger written by an older version has no such column.
+    # capture_seq, proven_seq through to_jsonb: a ledger written by an older version lacks them.
+    # Rows: (source_rows, max_rowid, rows_copied, rows_rejected, capture_seq, proven_seq).
     cur.execute(sql.SQL("SELECT table_name, source_rows, source_max_rowid, rows_copied, rows_rejected, "
-                        "(to_jsonb(l) ->> 'capture_seq')::bigint FROM {} AS l").format(sql.Identifier(schema, LEDGER)))
+                        "(to_jsonb(l) ->> 'capture_seq')::bigint, (to_jsonb(l) ->> 'proven_seq')::bigint "
+                        "FROM {} AS l").format(sql.Identifier(schema, LEDGER)))
     return {r[0]: r[1:] for r in cur.fetchall()}
 
 
-def record_ledger(cur, schema, table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq):
+def record_ledger(cur, schema, table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq,
+                  keep_proof=False):
+    """``keep_proof``: a catch-up (the proof at an earlier position still holds, with the
+    logged changes since); any other copy clears it."""
     cur.execute(sql.SQL(
-        "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (table_name) DO UPDATE SET "
-        "source_rows = EXCLUDED.source_rows, source_max_rowid = EXCLUDED.source_max_rowid, "
+        "INSERT INTO {0} (table_name, source_rows, source_max_rowid, rows_copied, rows_rejected, bytes, seconds, "
+        "finished_at, capture_seq) VALUES (%s, %s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (table_name) DO "
+        "UPDATE SET source_rows = EXCLUDED.source_rows, source_max_rowid = EXCLUDED.source_max_rowid, "
         "rows_copied = EXCLUDED.rows_copied, rows_rejected = EXCLUDED.rows_rejected, bytes = EXCLUDED.bytes, "
-        "seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at, capture_seq = EXCLUDED.capture_seq"
+        "seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at, capture_seq = EXCLUDED.capture_seq, "
+        "proven_seq = CASE WHEN %s THEN {0}.proven_seq END"
     ).format(sql.Identifier(schema, LEDGER)),
-        (table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq))
+        (table, source_rows, max_rowid, rows, rejected, nbytes, seconds, capture_seq, keep_proof))
+
+
+def record_proof(cur, schema, table, position):
+    """The table was proven equal to the source at capture position ``position``."""
+    cur.execute(sql.SQL("UPDATE {} SET proven_seq = %s WHERE table_name = %s AND capture_seq = %s").format(
+        sql.Identifier(schema, LEDGER)), (position, table, position))
+    return cur.rowcount == 1
 
 
 # --- catalog: the target's real column types --------------------------------------------
@@ -443,8 +459,11 @@ def _set_sequence(cur, schema, target, sqlite_conn):
 
 
 def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=None, force=False,
-                check_mode=False):
-    """Copy every table of the model from one consistent snapshot of the source."""
+                check_mode=False, on_snapshot=None):
+    """Copy every table of the model from one consistent snapshot of the source.
+
+    ``on_snapshot(readers, position)`` runs after the copy, still on that snapshot (say, to
+    prove the copy equal to it); its result is returned beside the table results."""
     if on_error not in ON_ERROR:
         raise MigrationError(f"on_error must be one of {', '.join(ON_ERROR)}")
     with pg_conn.cursor() as cur:
@@ -481,6 +500,8 @@ def copy_tables(sqlite_conn, pg_conn, model, schema, on_error="error", progress=
             elif refused and result.status == "copied" and done_before(ledger, target, position):
                 result.note = refused
             results.append(result)
+        if on_snapshot is not None:
+            return results, on_snapshot(readers, position)
         return results
     except Exception:
         pg_conn.rollback()
@@ -505,7 +526,9 @@ def prune_capture_log(path, sqlite_conn, pg_conn, schema):
     with pg_conn.cursor() as cur:
         ledger = read_ledger(cur, schema)
     pg_conn.rollback()
-    return capture.prune(path, {name: row[4] for name, row in ledger.items() if row[4] is not None})
+    # Entries after a table's proof stay: the difference since the proof is verified from them.
+    return capture.prune(path, {name: min(s for s in row[4:6] if s is not None)
+                                for name, row in ledger.items() if row[4] is not None})
 
 
 def _catch_up(sqlite_conn, pg_conn, model, schema, ledger, position, tracked, on_error, progress):

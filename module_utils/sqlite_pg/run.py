@@ -116,29 +116,49 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         )
 
 
-def copy(params, on_error="error", force=False, check_mode=False, progress_file=None, passes=1, max_lag=0):
+def copy(params, on_error="error", force=False, check_mode=False, progress_file=None, passes=1, max_lag=0,
+         prove=False):
     """Copy every selected table; returns per-table results and totals. With
     ``progress_file``, progress is written there as the copy goes (see ``progress``).
 
     ``passes`` > 1: while the app writes, pass again (each on a new snapshot, replaying what
     the change log gathered meanwhile) until a pass brought at most ``max_lag`` changed keys
-    or rows; the last pass's result per table is returned, ``passes`` says how many ran."""
+    or rows; the last pass's result per table is returned, ``passes`` says how many ran.
+
+    ``prove``: after the last pass, on its snapshot, every table is verified in full and
+    the capture position at which it is equal to the source recorded (``verify.prove``), so
+    that cutover verifies only what changed since (``verify_all(since_proof=True)``)."""
     from .progress import ProgressFile
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
-    changed, done = False, 0
+    changed, done, proof = False, 0, None
     with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
         while True:
+            # With prove, the last pass is one more (a short catch-up): the proof runs on its snapshot.
+            more = prove and not check_mode and (done + 1 >= passes)
+            on_snapshot = None
+            if more:
+                def on_snapshot(readers, position):
+                    return verify.prove(sqlite_conn, pg_conn, model, options.schema, readers, position)
             results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
-                                         progress=progress, force=force and done == 0, check_mode=check_mode)
+                                         progress=progress, force=force and done == 0, check_mode=check_mode,
+                                         on_snapshot=on_snapshot)
+            if on_snapshot is not None:
+                results, proof = results
             done += 1
             if not check_mode:
                 copier.prune_capture_log(params["source"], sqlite_conn, pg_conn, options.schema)
             changed = changed or any(r.status != "in_sync" for r in results)
             lag = sum(r.replayed if r.status == "caught_up" else r.rows for r in results if r.status != "in_sync")
-            if check_mode or done >= passes or lag <= max_lag:
+            if proof is not None or check_mode or (not prove and (done >= passes or lag <= max_lag)):
                 break
+            if prove and lag <= max_lag:
+                passes = done + 1   # caught up: the next pass is the last, and proves
     tables = {r.table: r.as_dict() for r in results}
+    if proof is not None:
+        for r in proof:
+            tables[r["table"]]["proof"] = {k: r.get(k) for k in ("content_ok", "proven_at", "problems", "seconds",
+                                                                 "source_checksum", "target_checksum")}
     return dict(
         passes=done,
         lag=lag,
@@ -150,13 +170,16 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     )
 
 
-def verify_all(params, max_diffs=10, orphans="error", checks="all"):
+def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False):
     """Verify every selected table; raises VerifyError (with the report) when any differs.
-    ``checks="content"``: rows only, not keys, indexes, statistics and sequences."""
+    ``checks="content"``: rows only, not keys, indexes, statistics and sequences.
+    ``since_proof``: tables proven at an earlier capture position are verified by what
+    changed since (each table's ``path`` says which way it was verified)."""
     if checks not in verify.CHECKS:
         raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
     with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
-        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks)
+        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks,
+                                       since_proof)
     report = {r["table"]: r for r in results}
     failed = [r for r in results if not r["ok"]]
     if failed:

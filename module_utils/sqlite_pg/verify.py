@@ -15,9 +15,18 @@ import time
 import psycopg2
 from psycopg2 import sql
 
-from . import convert
+from . import capture, convert
+from .catchup import stage
 from .connection import snapshot_readers
-from .copy import PARALLEL_READERS, REJECTS, _careful_copy, _copy_sql, target_codecs
+from .copy import (
+    PARALLEL_READERS,
+    REJECTS,
+    _careful_copy,
+    _copy_sql,
+    read_ledger,
+    record_proof,
+    target_codecs,
+)
 from .ddl import find_orphans
 from .source import Feed, SourceTable, parallel_chunks
 
@@ -211,21 +220,123 @@ def _sequence_problems(cur, schema, target):
     return problems
 
 
-def verify_tables(sqlite_conn, pg_conn, model, schema, max_diffs=10, orphans="error", checks="all"):
-    """Verify every table of the model from one consistent snapshot of the source."""
+def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=10, orphans="error"):
+    """The difference since a proof: the rows whose keys the capture log names in (since,
+    upto] are compared on both sides (content checksums, and no row left in the target under a
+    key that is gone), the whole table's row count is checked against the source's, and
+    keys, indexes and sequences as in ``verify_table``.
+
+    With the proof that the target equalled the source at ``since`` and a capture log without
+    a gap since, this proves equality at ``upto`` (docs/design.md, "Cutover").
+    """
+    start = time.monotonic()
+    result = dict(table=target.source.name, ok=True, problems=[], differences=[], path="proof + changes",
+                  proven_at=since)
+    keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
+    with pg_conn.cursor() as cur:
+        columns = target_codecs(cur, schema, target)
+        names = [c.target for c in columns]
+        keys = list(target.primary_key)
+        source = SourceTable(sqlite_conn, target.source, columns)
+        source_rows, _ = source.stats()
+        _logged, good, payload = source.changed(keys_sql, args)
+        gone_count, gone = source.gone(keys_sql, args)
+        stage(cur, schema, target, names, "s2p_vchanged", payload)
+        stage(cur, schema, target, keys, "s2p_vgone", gone)
+        tid = sql.Identifier(schema, target.name)
+        match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in keys)
+        cur.execute(sql.SQL("CREATE TEMP VIEW s2p_vtarget AS SELECT t.* FROM {} AS t WHERE EXISTS "
+                            "(SELECT 1 FROM s2p_vchanged AS s WHERE {})").format(tid, match))
+        src_count, src_sum = _checksum(cur, sql.Identifier("s2p_vchanged"), names)
+        dst_count, dst_sum = _checksum(cur, sql.Identifier("s2p_vtarget"), names)
+        cur.execute(sql.SQL("SELECT count(*) FROM {} AS t WHERE EXISTS (SELECT 1 FROM s2p_vgone AS s WHERE {})").format(
+            tid, match))
+        left_behind = cur.fetchone()[0]
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
+        target_rows = cur.fetchone()[0]
+        rejected = _rejected(cur, schema, target.source.name)
+        result.update(source_rows=source_rows, target_rows=target_rows, rejected=rejected, changes=good + gone_count,
+                      source_checksum=src_sum, target_checksum=dst_sum)
+        result["content_ok"] = True
+        if (src_count, src_sum) != (dst_count, dst_sum) or left_behind:
+            result["content_ok"] = False
+            result["problems"].append(f"the {good + gone_count} row(s) changed since the proof differ: source {src_count} "
+                                      f"rows / {src_sum}, target {dst_count} rows / {dst_sum}, {left_behind} row(s) "
+                                      "still in the target under keys gone from the source")
+            result["differences"] = _differences(cur, sql.Identifier("s2p_vchanged"), sql.Identifier("s2p_vtarget"),
+                                                 names, target.primary_key, max_diffs)
+        if source_rows != target_rows + rejected:
+            result["content_ok"] = False
+            result["problems"].append(f"{source_rows} source rows, but {target_rows} in the target and {rejected} "
+                                      f"quarantined: {source_rows - target_rows - rejected} unaccounted for")
+        missing_fks, orphaned = _foreign_key_problems(cur, schema, target, orphans)
+        result["problems"].extend(missing_fks)
+        result["warnings"] = orphaned
+        result["problems"].extend(_sequence_problems(cur, schema, target))
+        result["problems"].extend(_readiness_problems(cur, schema, target))
+    pg_conn.rollback()   # drops the staged rows; verification writes nothing
+    result["ok"] = not result["problems"]
+    result["seconds"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def proof_for(sqlite_conn, ledger, target, position, tracked):
+    """The position at which ``target`` was proven equal to the source, when the difference
+    since then can be verified from the capture log; else None (verify the whole table)."""
+    done = ledger.get(target.source.name)
+    if position is None or target.source.name not in tracked or not done or not target.primary_key:
+        return None
+    proven, caught_up = done[5], done[4]
+    if proven is None or caught_up != position or proven > position:
+        return None   # no proof, or the copy is not at this snapshot (the app still writes?)
+    if capture.unkeyed(sqlite_conn, target.source, proven, position):
+        return None   # a gap in the log (capture re-created, a NULL key): nothing is known
+    return proven
+
+
+def verify_tables(sqlite_conn, pg_conn, model, schema, max_diffs=10, orphans="error", checks="all",
+                  since_proof=False):
+    """Verify every table of the model from one consistent snapshot of the source.
+
+    ``since_proof``: a table proven equal at an earlier capture position (``prove``) is
+    verified by its changes since (``verify_changes``), the others in full."""
     with pg_conn.cursor() as cur:
         # The source's rows are staged in a temporary table; let it live in memory (this must
         # be set before the session's first temporary table).
         cur.execute("SET temp_buffers = '256MB'")
+        ledger = read_ledger(cur, schema) if since_proof else {}
     pg_conn.commit()
     readers = snapshot_readers(sqlite_conn, PARALLEL_READERS - 1)
     for reader in readers:
         convert.register_functions(reader)
     try:
-        return [verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans, readers[1:], checks)
-                for target in model.values()]
+        position, tracked = capture.position(sqlite_conn) if since_proof else (None, set())
+        results = []
+        for target in model.values():
+            proven = proof_for(sqlite_conn, ledger, target, position, tracked) if checks == "all" else None
+            if proven is not None:
+                results.append(verify_changes(sqlite_conn, pg_conn, target, schema, proven, position, max_diffs,
+                                              orphans))
+            else:
+                results.append(dict(verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans,
+                                                 readers[1:], checks), path="full"))
+        return results
     finally:
         for reader in readers:
             reader.execute("ROLLBACK")
         for reader in readers[1:]:
             reader.close()
+
+
+def prove(sqlite_conn, pg_conn, model, schema, readers, position, max_diffs=10, orphans="error"):
+    """On the snapshot a copy just brought the target to (``readers``, capture ``position``):
+    verify every table in full, and record in the ledger each one proven equal there."""
+    results = []
+    for target in model.values():
+        result = verify_table(sqlite_conn, pg_conn, target, schema, max_diffs, orphans, readers[1:], "content")
+        if result["content_ok"] and position is not None:
+            with pg_conn.cursor() as cur:
+                result["proven_at"] = position if record_proof(cur, schema, target.source.name, position) else None
+            pg_conn.commit()
+        results.append(result)
+    return results
