@@ -14,6 +14,15 @@ description:
     enum names).
   - The app must be stopped; the module fails if it cannot lock the file.
 extends_documentation_fragment: [sqlite_pg]
+options:
+  sqlite_untouched:
+    description:
+      - For a cutover that failed after the app started on PostgreSQL. When the SQLite file's change log
+        holds changes after the final copy (the app wrote to SQLite, not following C(DATABASE_URL)) and
+        PostgreSQL logged none, SQLite is kept as it is (status C(kept_in_sqlite), key C(sqlite_ahead));
+        when both sides logged changes, nothing is changed and the module fails.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -39,8 +48,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 tables:
-  description: Per table - status (in_sync, copied_back, would_copy_back), rows on each side, rows kept.
+  description: Per table - status (in_sync, copied_back, would_copy_back, kept_in_sqlite), rows on each side,
+    rows kept.
   returned: always
+  type: dict
+sqlite_ahead:
+  description: With O(sqlite_untouched), the tables the app changed in SQLite after the final copy (table -> changes).
+  returned: when SQLite was kept as it is
   type: dict
 """
 
@@ -51,8 +65,10 @@ from ansible.module_utils.sqlite_pg_module import run
 
 
 def main():
-    module = AnsibleModule(argument_spec=common_argument_spec(), supports_check_mode=True)
-    run(module, lambda p: engine.copy_back(p, check_mode=module.check_mode))
+    spec = common_argument_spec()
+    spec["sqlite_untouched"] = dict(type="bool", default=False)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run(module, lambda p: engine.copy_back(p, check_mode=module.check_mode, sqlite_untouched=p["sqlite_untouched"]))
 
 
 if __name__ == "__main__":

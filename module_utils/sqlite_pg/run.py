@@ -212,9 +212,14 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
     return result
 
 
-def copy_back(params, check_mode=False):
+def copy_back(params, check_mode=False, sqlite_untouched=False):
     """Rollback's data path: the rows PostgreSQL's change capture names are brought back
-    (when it ran since cutover), then tables that still differ are rewritten from PostgreSQL."""
+    (when it ran since cutover), then tables that still differ are rewritten from PostgreSQL.
+
+    ``sqlite_untouched`` (a cutover that failed just after the app started): when the SQLite
+    log holds changes after the final copy, the app wrote there and not (only) to PostgreSQL:
+    with nothing logged on PostgreSQL SQLite is kept as it is; with both, nothing is changed
+    and the call fails (which side is right is the operator's call)."""
     from . import copy_back as back
     from . import pg_capture
 
@@ -222,7 +227,25 @@ def copy_back(params, check_mode=False):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
+            ledger = copier.read_ledger(cur, options.schema)
         pg_conn.rollback()
+        if sqlite_untouched:
+            from . import capture as capturer
+
+            written = {name: capturer.pending(sqlite_conn, target.source.name, ledger[name][4], 1 << 62)
+                       for name, target in model.items() if ledger.get(name) and ledger[name][4] is not None}
+            written = {name: n for name, n in written.items() if n}
+            if written and (logged is None or any(logged.values())):
+                on_pg = "unknown (no change capture there)" if logged is None else ", ".join(
+                    f"{n} to {t}" for t, n in sorted(logged.items()) if n)
+                raise MigrationError(
+                    "the app wrote to SQLite after the final copy (" + ", ".join(
+                        f"{n} change(s) to {t}" for t, n in sorted(written.items())) + f"), and on PostgreSQL: {on_pg}. "
+                    "Nothing was changed; the app is stopped. It did not follow DATABASE_URL for all of its writes: "
+                    "decide which side to keep")
+            if written:
+                return dict(changed=False, sqlite_ahead=written, tables={
+                    name: dict(table=name, status="kept_in_sqlite") for name in model})
         if logged:
             changed = {name: target for name, target in model.items() if logged[name]}
             # Row by row only where a key reads back from PostgreSQL exactly as SQLite holds

@@ -2,7 +2,10 @@
 
 import sqlite3
 
+import pytest
+
 from sqlite_pg import run
+from sqlite_pg.errors import MigrationError
 from tests.conftest import fetch, make_sqlite, migrate
 
 DDL = """
@@ -85,3 +88,30 @@ def test_composite_keys_json_scalars_and_old_dates_come_back(pg_db, sqlite_path)
                     ("é", 3, "true", None, "bad\x00")]
     run.verify_all(params)
     assert not run.copy_back(params)["changed"]
+
+
+def test_a_failed_cutover_keeps_writes_the_app_made_to_sqlite(pg_db, sqlite_path):
+    """The app started on PostgreSQL but wrote to SQLite (a hard-coded sqlite:/// URL): the
+    cutover's rescue must not rewrite SQLite from PostgreSQL; with writes on both sides it
+    changes nothing and says so."""
+    from tests.unit.module_utils.sqlite_pg.test_capture import _app, _write
+
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    run.capture(params, side="postgresql")   # what cutover installs before the app starts
+    _write(sqlite_path, "INSERT INTO users (name) VALUES ('written to sqlite after cutover')",
+           "UPDATE ideas SET title = 'edited in sqlite' WHERE id = 10")
+    kept = run.copy_back(params, sqlite_untouched=True)
+    assert not kept["changed"] and kept["sqlite_ahead"] == {"users": 1, "ideas": 1}
+    conn = sqlite3.connect(sqlite_path)
+    assert conn.execute("SELECT count(*) FROM users WHERE name = 'written to sqlite after cutover'").fetchone() == (1,)
+    conn.close()
+    fetch(params, "UPDATE users SET name = 'and on postgresql' WHERE id = 2; SELECT 1")
+    with pytest.raises(MigrationError, match=r"wrote to SQLite after the final copy \(1 change\(s\) to ideas, "
+                                             r"1 change\(s\) to users\), and on PostgreSQL: 1 to users"):
+        run.copy_back(params, sqlite_untouched=True)
+    conn = sqlite3.connect(sqlite_path)
+    assert conn.execute("SELECT title FROM ideas WHERE id = 10").fetchone() == ("edited in sqlite",)
+    conn.close()
