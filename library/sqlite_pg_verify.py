@@ -31,9 +31,16 @@ options:
       - C(all) - rows, and what the app needs of PostgreSQL (keys, indexes, foreign keys, statistics,
         sequences); the gate before cutover.
       - C(content) - rows only (counts, checksums, quarantined rows accounted for); what a rollback proves.
+      - C(moved) - no rows compared - after cutover, fails when the SQLite file's change log holds writes made
+        after the final copy (after O(quiet_seconds)) - the app did not follow C(DATABASE_URL). Needs change
+        capture (M(sqlite_pg_capture)).
     type: str
     default: all
-    choices: [all, content]
+    choices: [all, content, moved]
+  quiet_seconds:
+    description: With O(checks=moved), how long to wait (the app running on PostgreSQL) before looking.
+    type: int
+    default: 0
   since_proof:
     description:
       - A table that M(sqlite_pg_copy) proved equal to the source at a capture position P (O(sqlite_pg_copy#module:prove)),
@@ -96,9 +103,12 @@ def main():
     spec = common_argument_spec()
     spec.update(max_diffs=dict(type="int", default=10),
                 orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]),
-                checks=dict(type="str", default="all", choices=["all", "content"]),
-                since_proof=dict(type="bool", default=False))
+                checks=dict(type="str", default="all", choices=["all", "content", "moved"]),
+                since_proof=dict(type="bool", default=False),
+                quiet_seconds=dict(type="int", default=0))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if module.params["checks"] == "moved":
+        run(module, lambda p: engine.check_moved(p, wait=p["quiet_seconds"]))
     run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"], checks=p["checks"],
                                             since_proof=p["since_proof"]))
 

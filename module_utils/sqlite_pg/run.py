@@ -170,6 +170,37 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     )
 
 
+def sqlite_writes(sqlite_conn, pg_conn, model, schema):
+    """{table: changes the SQLite log holds after the table's last copy or catch-up}: writes
+    the app made to SQLite that the target does not have."""
+    from . import capture as capturer
+
+    with pg_conn.cursor() as cur:
+        ledger = copier.read_ledger(cur, schema)
+    pg_conn.rollback()
+    if capturer.position(sqlite_conn)[0] is None:
+        return {}
+    written = {name: capturer.pending(sqlite_conn, target.source.name, ledger[name][4], 1 << 62)
+               for name, target in model.items() if ledger.get(name) and ledger[name][4] is not None}
+    return {name: n for name, n in written.items() if n}
+
+
+def check_moved(params, wait=0):
+    """After cutover: fail when, ``wait`` seconds on, SQLite holds writes after the final copy
+    (the app did not follow DATABASE_URL, or another process writes the file)."""
+    import time
+
+    time.sleep(max(0, wait))
+    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+        written = sqlite_writes(sqlite_conn, pg_conn, model, options.schema)
+    if written:
+        raise MigrationError(
+            "the app still writes to SQLite after cutover (" + ", ".join(
+                f"{n} change(s) to {t}" for t, n in sorted(written.items())) + "): it did not follow DATABASE_URL "
+            "(a hard-coded sqlite:/// URL?), or another process writes the file. Those writes are in SQLite only")
+    return dict(changed=False, tables={}, rows=0, waited=wait)
+
+
 def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False):
     """Verify every selected table; raises VerifyError (with the report) when any differs.
     ``checks="content"``: rows only, not keys, indexes, statistics and sequences.
@@ -227,14 +258,9 @@ def copy_back(params, check_mode=False, sqlite_untouched=False):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
-            ledger = copier.read_ledger(cur, options.schema)
         pg_conn.rollback()
         if sqlite_untouched:
-            from . import capture as capturer
-
-            written = {name: capturer.pending(sqlite_conn, target.source.name, ledger[name][4], 1 << 62)
-                       for name, target in model.items() if ledger.get(name) and ledger[name][4] is not None}
-            written = {name: n for name, n in written.items() if n}
+            written = sqlite_writes(sqlite_conn, pg_conn, model, options.schema)
             if written and (logged is None or any(logged.values())):
                 on_pg = "unknown (no change capture there)" if logged is None else ", ".join(
                     f"{n} to {t}" for t, n in sorted(logged.items()) if n)

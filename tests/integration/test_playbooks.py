@@ -96,15 +96,15 @@ def make_app(tmp_path, pg_cluster, tls=False, app_role=False):
     admin.close()
 
 
-def run_playbook(app, name, *extra):
-    """Run a playbook with the JSON callback; its output, after checking it succeeded and
-    printed no password."""
+def run_playbook(app, name, *extra, succeed=True):
+    """Run a playbook with the JSON callback; its output, after checking it succeeded (or,
+    ``succeed=False``, failed) and printed no password."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", app["inventory"],
                            os.path.join(ROOT, "playbooks", name), *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     out = json.loads(proc.stdout)
-    assert proc.returncode == 0, json.dumps(out["stats"]) + proc.stdout[-4000:]
+    assert (proc.returncode == 0) == succeed, json.dumps(out["stats"]) + proc.stdout[-4000:]
     assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
     assert APP_PASSWORD not in proc.stdout and APP_PASSWORD not in proc.stderr
     return out
@@ -418,3 +418,26 @@ def test_the_apps_own_schema_route_through_the_playbook(app):
         assert cur.fetchone() == ("localhost", str(app["dir"] / "bot.db"))
     conn.close()
     assert playbook(app, "migrate.yml", "-e", "migration_target=existing")["changed"] == 0
+
+
+def test_an_app_that_ignores_database_url_is_caught_and_keeps_its_writes(app, tmp_path):
+    """The guide's own app hard-codes sqlite:///bot.db: it "moves" and goes on writing to
+    SQLite. Cutover sees the writes the triggers log after the app started, fails, and
+    leaves every one of them in SQLite with the app on SQLite."""
+    stubborn = tmp_path / "stubborn"   # the same app, reading its URL from elsewhere
+    stubborn.mkdir()
+    (stubborn / ".env").write_text(f"DATABASE_URL=sqlite:///{app['dir'] / 'bot.db'}\n")
+    writer = os.path.join(ROOT, "tests", "app", "writer.py")
+    start = (f"sh -c 'nohup {sys.executable} {writer} {stubborn} >> {stubborn}/app.out 2>&1 & "
+             f"echo $! > {app['pidfile']}'")
+    wait_for_writes(app, 10)
+    out = run_playbook(app, "migrate.yml", "-e", f"migration_app_start_command={start!r}",
+                       "-e", "migration_moved_check_seconds=3", succeed=False)
+    assert "still writes to SQLite after cutover" in json.dumps(out)
+    assert (app["dir"] / ".env").read_text().startswith("DATABASE_URL=sqlite")
+    assert not json.loads((app["dir"] / ".sqlite_pg" / "state.json").read_text()).get("migrated") \
+        if (app["dir"] / ".sqlite_pg" / "state.json").exists() else True
+    logged = {line.strip() for line in (stubborn / "writes.log").read_text().splitlines()
+              if line and not line.startswith("#")}
+    assert logged and logged - sqlite_users(app) - set(sorted(logged)[-3:]) == set()
+
