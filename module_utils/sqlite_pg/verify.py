@@ -255,8 +255,9 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
         target_rows = cur.fetchone()[0]
         rejected = _rejected(cur, schema, target.source.name)
+        # Checksums of the changed rows only (the whole table's were compared at the proof).
         result.update(source_rows=source_rows, target_rows=target_rows, rejected=rejected, changes=good + gone_count,
-                      source_checksum=src_sum, target_checksum=dst_sum)
+                      changes_source_checksum=src_sum, changes_target_checksum=dst_sum)
         result["content_ok"] = True
         if (src_count, src_sum) != (dst_count, dst_sum) or left_behind:
             result["content_ok"] = False
