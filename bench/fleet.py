@@ -2,7 +2,7 @@
 """A fleet in one run: N app hosts migrated by ONE ``ansible-playbook playbooks/migrate.yml``
 against ONE PostgreSQL, each app writing while it runs (issue 13).
 
-    python bench/fleet.py [--hosts 1,4,16] [--users 2000] [--forks N] [--serial 100%]
+    python bench/fleet.py [--hosts 1,4,16] [--users 2000] [--journal-mode delete|wal] [--forks N] [--serial 100%]
                           [--max-fail-percentage 0] [--max-connections M] [-e KEY=VALUE ...]
                           [--quiet SECONDS] [--keep] [--out FILE] [--json FILE]
 
@@ -31,7 +31,10 @@ For each N in ``--hosts``:
 5. after the run each migrated app is left to commit on PostgreSQL, then every writer is
    stopped, and every write it logged must be where the app ended up: in its PostgreSQL
    database (the log COPYed into a temporary table, anti-joined with ``users``), or in its
-   bot.db for a host left on SQLite;
+   bot.db for a host left on SQLite; a writer that died of an exception is reported (e.g.
+   ``database is locked``: in a rollback-journal file a read transaction of the migration
+   longer than the app's 5 s busy timeout fails the app's commit; ``--journal-mode wal``
+   compares with a WAL file, where readers do not block writers);
 6. each host's write downtime is read from its ``state.json`` and its report JSON in
    ``migration_report_dir``; the outcome from the fleet report, when the playbook writes one.
 
@@ -203,14 +206,21 @@ def writer_commands(app_dir):
         health=f"kill -0 $(cat {pidfile})"), pidfile
 
 
-def make_hosts(work, n, template):
-    """N app directories, each with its bot.db, .env and the commands of its writer."""
+def make_hosts(work, n, template, journal_mode):
+    """N app directories, each with its bot.db (in ``journal_mode``: delete is how
+    make_demo_db leaves it, SQLite's default; in wal the migration's reads do not block the
+    app's writes), .env and the commands of its writer."""
     hosts = []
     for i in range(1, n + 1):
         name = f"app-{i:02d}"
         app_dir = os.path.join(work, "hosts", name)
         os.makedirs(app_dir)
         shutil.copyfile(template, os.path.join(app_dir, "bot.db"))
+        conn = sqlite3.connect(os.path.join(app_dir, "bot.db"))
+        try:
+            conn.execute(f"PRAGMA journal_mode = {journal_mode}").fetchone()
+        finally:
+            conn.close()
         with open(os.path.join(app_dir, ".env"), "w") as fh:
             fh.write(f"DATABASE_URL=sqlite:///{app_dir}/bot.db\n")
         commands, pidfile = writer_commands(app_dir)
@@ -286,6 +296,22 @@ def segments(host):
             elif line and out:
                 out[-1][1].append(line)
     return out
+
+
+def writer_errors(host):
+    """How often the host's writer died of an exception (its app.out), and the last one's
+    message: a write the app could not make, e.g. ``database is locked`` when a read
+    transaction of the migration holds the SQLite file longer than the app's busy timeout."""
+    try:
+        with open(os.path.join(host["dir"], "app.out"), errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return 0, ""
+    errors = [line for line in text.splitlines() if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)]
+    deaths = (text.count("Traceback (most recent call last)")          # a chained exception is one death
+              - text.count("The above exception was the direct cause of the following exception")
+              - text.count("During handling of the above exception, another exception occurred"))
+    return deaths, (errors[-1][:160] if errors else "")
 
 
 def wait_for_writes(hosts, more_than, on=None, timeout=60):
@@ -612,7 +638,7 @@ def host_rows(hosts, cluster, reports, sampler, timing, t0, late):
             downtime=downtimes(host, reports),
             app_gap=max((e - s for s, e, _ in restart), default=None),
             other_gap=max((e - s for s, e, _ in others), default=None),
-            writes=check_writes(cluster, host), late=host["name"] in late,
+            writes=check_writes(cluster, host), late=host["name"] in late, died=writer_errors(host),
             outcome=fleet.get(host["name"], {}).get("outcome"), reason=fleet.get(host["name"], {}).get("reason")))
     return rows
 
@@ -651,7 +677,7 @@ def run_fleet(n, args, template):
     work = tempfile.mkdtemp(prefix=f"s2p-fleet-{n}-")
     hosts = []
     try:
-        hosts = make_hosts(work, n, template)
+        hosts = make_hosts(work, n, template, args.journal_mode)
         reports = os.path.join(work, "reports")
         inventory = write_inventory(work, hosts, cluster, reports)
         for host in hosts:
@@ -745,12 +771,12 @@ def render(results, args, machine):
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"Run {now}: `python bench/fleet.py {' '.join(args.argv)}`".rstrip(), "",
              f"Each host: a demo `bot.db` of {args.users:,} users ({args.rows:,} rows, "
-             f"{args.size / 1e6:.1f} MB) and a live writer (`tests/app/writer.py`); one PostgreSQL "
+             f"{args.size / 1e6:.1f} MB, journal_mode {args.journal_mode}) and a live writer (`tests/app/writer.py`); one PostgreSQL "
              f"{results[0]['server_version'] if results else ''} (throwaway cluster, durable settings, "
              "scram over 127.0.0.1), one database per host. Median / max over the hosts.", "",
              "| hosts | forks | serial | result | total wall | host wall | write downtime (state.json) "
-             "| app-seen write gap | lost writes | bound |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| app-seen write gap | writers that died | lost writes | bound |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ok = sum(1 for h in r["hosts"] if h["stats"].get("failures", 0) == 0 and h["downtime"]["state"] is not None)
         lost = sum(h["writes"]["lost"] or 0 for h in r["hosts"])
@@ -758,7 +784,7 @@ def render(results, args, machine):
         lines.append(
             f"| {r['n']} | {r['forks']} | {r['serial']} | rc {r['rc']}, {ok}/{r['n']} migrated | {fmt(r['wall'])} "
             f"| {spread([h['wall'] for h in r['hosts']])} | {spread([h['downtime']['state'] for h in r['hosts']])} "
-            f"| {spread([h['app_gap'] for h in r['hosts']])} "
+            f"| {spread([h['app_gap'] for h in r['hosts']])} | {sum(1 for h in r['hosts'] if h['died'][0])} "
             f"| {lost}{f' ({unchecked} unchecked)' if unchecked else ''} | {bounds(r)} |")
     lines += ["", "What the machine did while the playbook ran (CPU over all "
               f"{results[0]['ncpu'] if results else ''} cores; peaks sampled every 0.5 s):", "",
@@ -788,8 +814,8 @@ def render(results, args, machine):
         lines += ["", f"### {r['n']} host(s): per host", "", f"`ANSIBLE_CONFIG=ansible.cfg {command}`", "",
                   "| host | database | on | outcome (fleet report) | recap | wall | preflight | backup | load | cutover | report "
                   "| between its tasks | downtime state.json / report | app-seen gap | longest other pause "
-                  "| final pass | writes SQLite / PostgreSQL | lost |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| final pass | writer died of | writes SQLite / PostgreSQL | lost |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for h in r["hosts"]:
             s, w = h["stats"], h["writes"]
             recap = f"ok {s.get('ok', 0)}, changed {s.get('changed', 0)}, failed {s.get('failures', 0)}" if s else "–"
@@ -800,6 +826,7 @@ def render(results, args, machine):
                 + " | ".join(fmt(h["phases"].get(p)) for p in PHASES)
                 + f" | {fmt(wait)} | {fmt(h['downtime']['state'])} / {fmt(h['downtime']['report'])} "
                 f"| {fmt(h['app_gap'])} | {fmt(h['other_gap'])} | {', '.join(h['downtime'].get('final_copy', [])) or '–'} "
+                f"| {(str(h['died'][0]) + 'x ' + h['died'][1].replace('|', '/')) if h['died'][0] else '–'} "
                 f"| {w['sqlite']} / {w['postgres']}{' (no write on PostgreSQL)' if h['late'] else ''} | {lost} |")
         lines += ["", "Where a host's time goes: the costliest tasks (per host, all runs of the task summed):", "",
                   "| task | median over hosts | max | runs per host |", "|---|---|---|---|"]
@@ -839,6 +866,8 @@ def parse_args(argv):
     p.add_argument("--hosts", default="1,4,16", help="fleet sizes, comma-separated (default %(default)s)")
     p.add_argument("--users", type=int, default=2000, help="users in each bot.db (x5 ideas, x20 analyses; "
                                                            "default %(default)s)")
+    p.add_argument("--journal-mode", default="delete", choices=["delete", "wal"],
+                   help="each bot.db's journal mode (default %(default)s, as make_demo_db builds it)")
     p.add_argument("--forks", type=int, default=0, help="ansible-playbook -f (default: the number of hosts)")
     p.add_argument("--serial", default="100%", help="migration_serial, the cutover batch (default %(default)s)")
     p.add_argument("--max-fail-percentage", type=int, default=0, help="migration_max_fail_percentage")
