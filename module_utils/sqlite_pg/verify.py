@@ -98,15 +98,21 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
                                                  max_diffs)
         result["warnings"] = []
         if checks == "all":   # what the app needs of PostgreSQL; after a rollback only content matters
-            missing_fks, orphaned = _foreign_key_problems(cur, schema, target, orphans)
-            result["problems"].extend(missing_fks)
-            result["warnings"] = orphaned  # the operator's choice (orphans: not_valid or skip)
-            result["problems"].extend(_sequence_problems(cur, schema, target))
-            result["problems"].extend(_readiness_problems(cur, schema, target))
+            _app_needs(cur, schema, target, orphans, result)
     pg_conn.rollback()  # drops the temporary table; verification writes nothing
     result["ok"] = not result["problems"]
     result["seconds"] = round(time.monotonic() - start, 3)
     return result
+
+
+def _app_needs(cur, schema, target, orphans, result):
+    """Beyond the rows: foreign keys (orphans under the operator's policy are warnings),
+    sequences past max(id), keys, indexes and statistics; into ``result``."""
+    missing_fks, orphaned = _foreign_key_problems(cur, schema, target, orphans)
+    result["problems"].extend(missing_fks)
+    result["warnings"] = orphaned  # the operator's choice (orphans: not_valid or skip)
+    result["problems"].extend(_sequence_problems(cur, schema, target))
+    result["problems"].extend(_readiness_problems(cur, schema, target))
 
 
 def _differences(cur, src, dst, names, key, limit):
@@ -270,11 +276,7 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
             result["content_ok"] = False
             result["problems"].append(f"{source_rows} source rows, but {target_rows} in the target and {rejected} "
                                       f"quarantined: {source_rows - target_rows - rejected} unaccounted for")
-        missing_fks, orphaned = _foreign_key_problems(cur, schema, target, orphans)
-        result["problems"].extend(missing_fks)
-        result["warnings"] = orphaned
-        result["problems"].extend(_sequence_problems(cur, schema, target))
-        result["problems"].extend(_readiness_problems(cur, schema, target))
+        _app_needs(cur, schema, target, orphans, result)
     pg_conn.rollback()   # drops the staged rows; verification writes nothing
     result["ok"] = not result["problems"]
     result["seconds"] = round(time.monotonic() - start, 3)
