@@ -333,7 +333,7 @@ def _examples(conn, table, col, codec, limit):
     out = []
     for row in conn.execute(f"SELECT {key_sql}, {c}, ({codec.problem(c)}) AS p FROM {quote_ident(table.name)} "
                             f"WHERE p IS NOT NULL LIMIT {int(limit)}"):
-        key = dict(zip(keys, row[:len(keys)], strict=True))
+        key = {k: convert.raw_json(v) for k, v in zip(keys, row[:len(keys)], strict=True)}
         out.append(dict(key=key, value=short_repr(convert.raw_json(row[len(keys)])), reason=row[-1]))
     return out
 
