@@ -218,8 +218,15 @@ def _readiness_problems(cur, schema, target):
         cols = tuple(fk["columns"])
         if fk["name"] in constraints and not any(c[:len(cols)] == cols for c in covered):
             problems.append(f"foreign key {fk['name']} ({', '.join(cols)}) is not covered by an index")
-    cur.execute("SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
-                "WHERE relid = %s::regclass", (rel,))
+    # Crash recovery (a server restart) resets pg_stat_user_tables but keeps what ANALYZE
+    # wrote: the statistics (pg_statistic, read through pg_stats) and, for an empty table,
+    # which has none, reltuples = 0 (-1 until a table is first analyzed or vacuumed).
+    cur.execute(sql.SQL("SELECT s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL "
+                        "OR EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = %s AND tablename = %s) "
+                        "OR (c.reltuples = 0 AND NOT EXISTS (SELECT 1 FROM {})) "
+                        "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                        "WHERE s.relid = %s::regclass").format(
+        sql.Identifier(schema, target.name)), (schema, target.name, rel))
     row = cur.fetchone()
     if row is not None and not row[0]:
         problems.append("statistics were never gathered (ANALYZE has not run since the load)")
