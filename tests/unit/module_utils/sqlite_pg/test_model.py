@@ -99,3 +99,10 @@ def test_an_untyped_key_of_distinct_mixed_values_goes_through(pg_db, sqlite_path
     migrate(params)
     run.verify_all(params)
     assert fetch(params, "SELECT k FROM kv ORDER BY v") == [("1",), ("x",)]
+
+
+def test_two_long_table_names_that_meet_are_refused(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, f"CREATE TABLE {LONG}_a (id INTEGER PRIMARY KEY); CREATE TABLE {LONG}_b (id INTEGER "
+                             "PRIMARY KEY);")
+    with pytest.raises(SchemaError, match=f"tables '{LONG}_a' and '{LONG}_b' both become .* rename option"):
+        run.schema(dict(pg_db, source=sqlite_path), phase="tables")
