@@ -239,12 +239,13 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
         with faults(params["source"]):
             require_utf8(sqlite_conn, params["source"])
             model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
-            notes = []
+            notes = [f"{t.name}: {n}" for t in model.values() for n in t.notes]
             if params.get("target") == "existing" and params.get("db"):
                 # Predict against the app's own column types, as the copy will write them.
                 pg_conn = connect_pg(params)
                 try:
-                    model, notes = _bind_existing(params, pg_conn, model, options)
+                    model, bound = _bind_existing(params, pg_conn, model, options)
+                    notes += bound
                 finally:
                     pg_conn.close()
             result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
