@@ -285,13 +285,15 @@ def _refuse_merged_keys(sqlite_conn, table, columns, census):
                             f"ELSE CAST({quote_ident(c)} AS TEXT) END" for c in cols)
         spelled = " || ', ' || ".join(f"quote({quote_ident(c)}) || ' (' || typeof({quote_ident(c)}) || ')'"
                                       for c in cols)
+        present = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in cols)   # NULLs never meet in a key
         rows = sqlite_conn.execute(
             f"SELECT group_concat({spelled}, ' and '), count(*) OVER () FROM {quote_ident(table.name)} "
-            f"GROUP BY {as_text} HAVING count(*) > 1 LIMIT 3").fetchall()
+            f"WHERE {present} GROUP BY {as_text} HAVING count(*) > 1 LIMIT 3").fetchall()
         if rows:
             raise SchemaError(
-                f"table {table.name!r}: key ({', '.join(cols)}) holds {rows[0][1]} value(s) that SQLite keeps apart "
-                f"but PostgreSQL would store as one text, e.g. {'; '.join(r[0] for r in rows)}: nothing was "
+                f"table {table.name!r}: key ({', '.join(cols)}) is spelled two ways in {rows[0][1]} case(s) that "
+                f"SQLite keeps apart but PostgreSQL would store as one text, e.g. {'; '.join(r[0] for r in rows)}: "
+                "nothing was "
                 "written. Make each key one spelling in SQLite (the app stores it two ways), or leave the table "
                 "out (exclude_tables)")
 

@@ -89,17 +89,19 @@ def test_an_untyped_key_holding_1_and_text_1_is_refused_not_merged(pg_db, sqlite
     for phase in (lambda: run.profile(params), lambda: run.schema(params, phase="tables")):
         with pytest.raises(SchemaError) as err:
             phase()
-        assert ("table 'kv': key (k) holds 1 value(s) that SQLite keeps apart but PostgreSQL would store as one "
-                "text, e.g. 1 (integer) and '1' (text)") in str(err.value)
+        assert ("table 'kv': key (k) is spelled two ways in 1 case(s) that SQLite keeps apart but PostgreSQL "
+                "would store as one text, e.g. 1 (integer) and '1' (text)") in str(err.value)
     assert fetch(params, "SELECT to_regclass('public.kv')") == [(None,)]
 
 
 def test_an_untyped_key_of_distinct_mixed_values_goes_through(pg_db, sqlite_path):
-    make_sqlite(sqlite_path, "CREATE TABLE kv (k PRIMARY KEY, v); INSERT INTO kv VALUES (1, 'a'), ('x', 'b');")
+    make_sqlite(sqlite_path, "CREATE TABLE kv (k PRIMARY KEY, v UNIQUE); INSERT INTO kv VALUES (1, 'a'), ('x', 'b'), "
+                             "(2, NULL), (3, NULL), (4, 5);")
     params = dict(pg_db, source=sqlite_path)
     migrate(params)
     run.verify_all(params)
-    assert fetch(params, "SELECT k FROM kv ORDER BY v") == [("1",), ("x",)]
+    assert fetch(params, "SELECT k, v FROM kv ORDER BY k") == [("1", "a"), ("2", None), ("3", None), ("4", "5"),
+                                                               ("x", "b")]
 
 
 def test_two_long_table_names_that_meet_are_refused(pg_db, sqlite_path):
