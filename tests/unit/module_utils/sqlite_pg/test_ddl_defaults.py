@@ -38,6 +38,9 @@ def test_a_numeric_default_on_a_datetime_column_follows_the_value_rules(pg_db, s
                              "CREATE TABLE other (id INTEGER PRIMARY KEY);"
                              "INSERT INTO stamps (id) VALUES (1); INSERT INTO other VALUES (1);")
     params = dict(pg_db, source=sqlite_path)
+    profiled = run.profile(params)
+    assert any(line.startswith("stamps.StartTime: default 0 is refused by the value rules") and
+               line.endswith("left out") for line in profiled["summary"])
     result = run.schema(params, phase="tables")
     notes = "\n".join(result["notes"])
     assert "stamps.StartTime: SQLite default 0 is refused by the value rules" in notes
