@@ -240,16 +240,24 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
             require_utf8(sqlite_conn, params["source"])
             model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
             notes = [f"{t.name}: {n}" for t in model.values() for n in t.notes]
+            unbound = None
             if params.get("target") == "existing" and params.get("db"):
                 # Predict against the app's own column types, as the copy will write them.
-                pg_conn = connect_pg(params)
                 try:
-                    model, bound = _bind_existing(params, pg_conn, model, options)
-                    notes += bound
-                finally:
-                    pg_conn.close()
+                    pg_conn = connect_pg(params)
+                    try:
+                        model, bound = _bind_existing(params, pg_conn, model, options)
+                        notes += bound
+                    finally:
+                        pg_conn.close()
+                except (ConnectError, SchemaError) as exc:
+                    unbound = (f"target: existing, but the app's tables could not be read ({exc}): predicted "
+                               "against the types the migration would create, not the app's")
             result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
             result["notes"] = notes
+            if unbound:
+                notes.append(unbound)
+                result["summary"].append(unbound)
     finally:
         sqlite_conn.close()
     result["changed"] = False

@@ -334,3 +334,12 @@ def test_the_profile_predicts_against_the_apps_own_types(pg_db, sqlite_path):
         run.profile(params, max_rejects=0)
     copied = run.copy(params, on_error="quarantine")
     assert copied["rejected"] == 1 and fetch(params, "SELECT id, n FROM t") == [(2, 7)]
+
+
+def test_without_the_apps_tables_the_profile_says_what_it_predicted_against(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);", {"t": [(1, 3_000_000_000)]})
+    result = run.profile(dict(pg_db, source=sqlite_path, target="existing"))
+    assert result["would_reject"] == 0
+    assert any(line.startswith("target: existing, but the app's tables could not be read (") and
+               line.endswith("predicted against the types the migration would create, not the app's")
+               for line in result["summary"])
