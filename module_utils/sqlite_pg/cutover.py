@@ -319,7 +319,7 @@ def _window(window, previous, record, timeout, resumed_stop):
                  write_downtime_seconds=downtime, previous_database_url=previous,
                  target=dict(host=params.get("login_host") or "", port=int(params.get("port") or 5432),
                              db=params.get("db"), schema=params.get("schema") or "public"),
-                 rows=verified.get("rows"), verified=path)
+                 rows=verified.get("rows"), verified=path, window_seconds=dict(window.seconds))
     write_json(os.path.join(window.work_dir, STATE), state)
     window.note("done", downtime=downtime)
     return dict(changed=True, decision="moved", write_downtime_seconds=downtime, final_pass_seconds=final_pass_seconds,
