@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 
-from . import run
+from . import run, source
 from .errors import MigrationError, VerifyError
 
 JOURNAL = "cutover.json"
@@ -275,8 +275,9 @@ def _window(window, previous, record, timeout, resumed_stop):
             stopped = True
         window.note("final_pass", stopped=True, stopped_at=stopped_at)
         pass_started = time.monotonic()
-        copied, verified, path = window.final_pass(params.get("on_error") or "error", bool(params.get("capture")),
-                                                   deadline)
+        with source.frozen_counts():   # the app is stopped: each table counted once
+            copied, verified, path = window.final_pass(params.get("on_error") or "error",
+                                                       bool(params.get("capture")), deadline)
         final_pass_seconds = round(time.monotonic() - pass_started, 3)
         window.note("pg_capture")
         if params.get("capture"):
