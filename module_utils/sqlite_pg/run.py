@@ -97,6 +97,9 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
         views, view_notes = plan_views(source, model, options) if "constraints" in phases else ([], [])
         notes.extend(view_notes)
+        if "tables" in phases:
+            notes.extend(f"trigger {name!r} not migrated: its logic belongs to the app or must be rewritten in "
+                         "PL/pgSQL" for name in source.triggers)
         for one in phases:
             plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode, views=views)
             pg_conn.rollback()

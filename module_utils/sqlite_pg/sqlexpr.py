@@ -154,6 +154,11 @@ def translate_expr(tokens, columns, functions=None, words=EXPR_WORDS, ops=None, 
                                                               and after[1].is_word("NULL")))):
                 raise Untranslatable("IS between two values (null-safe equality)")
             out.append("IS")
+        elif tok.is_word("NOT") and nxt is not None and nxt.is_word("NULL") and i and (
+                tokens[i - 1].kind in ("name", "str", "num") or tokens[i - 1].is_op(")")
+                or (tokens[i - 1].kind == "word" and tokens[i - 1].value not in words | {"IS"})
+                or tokens[i - 1].is_word("END")):
+            out.append("IS NOT")   # SQLite's postfix "x NOT NULL"
         elif tok.kind == "word" and tok.value in words:
             out.append(tok.value)
         elif tok.kind == "word" and nxt is not None and nxt.is_op("("):
