@@ -177,6 +177,24 @@ def test_generated_columns_plain_on_request_and_a_refused_expression_says_what_t
     assert fetch(params, "SELECT s FROM t") == [("7x",)]
 
 
+@pytest.mark.parametrize("app_column", ["bigint", "bigint GENERATED ALWAYS AS (price * qty) STORED"])
+def test_generated_columns_into_a_schema_the_app_made(pg_db, sqlite_path, app_column):
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, price INTEGER, qty INTEGER, "
+                             "total INTEGER AS (price * qty));")
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("INSERT INTO t (id, price, qty) VALUES (1, 3, 4)")
+    conn.commit()
+    params = dict(pg_db, source=sqlite_path, target="existing")
+    run.target(params)
+    fetch(params, f"CREATE TABLE t (id bigint PRIMARY KEY, price bigint, qty bigint, total {app_column}); SELECT 1")
+    notes = "\n".join(run.schema(params)["notes"])
+    run.copy(params)
+    # A plain column gets SQLite's values; a generated one is computed by PostgreSQL, and said so.
+    assert fetch(params, "SELECT total FROM t") == [(12,)]
+    assert ("computed there" in notes) == ("GENERATED" in app_column)
+    assert run.verify_all(params)["tables"]["t"]["ok"]
+
+
 # --- partial and expression indexes ------------------------------------------------------------
 
 INDEXES = """
