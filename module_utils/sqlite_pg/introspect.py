@@ -74,6 +74,7 @@ class Table:
     sql: str = ""
     checks: tuple = ()
     unique_names: tuple = ()   # ((columns, CONSTRAINT name), ...) for named UNIQUE constraints
+    unreadable: str = ""       # why the CREATE TABLE text could not be read for the rules above
 
     @property
     def rowid_alias(self):
@@ -212,7 +213,8 @@ def _read_table(conn, name, without_rowid, sql):
 
     autoincrement = bool(re.search(r"\bAUTOINCREMENT\b", sql, re.IGNORECASE))
     return Table(name, tuple(columns), primary_key, without_rowid, autoincrement,
-                 foreign_keys, tuple(indexes), sql, tuple(rules["checks"]), tuple(rules["uniques"]))
+                 foreign_keys, tuple(indexes), sql, tuple(rules["checks"]), tuple(rules["uniques"]),
+                 rules["unreadable"])
 
 
 _COLUMN_STOP = {"CONSTRAINT", "PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFAULT", "COLLATE", "REFERENCES",
@@ -222,21 +224,21 @@ _COLUMN_STOP = {"CONSTRAINT", "PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFA
 def parse_create_table(sql):
     """What PRAGMAs do not tell: per column its COLLATE and generated expression; CHECKs;
     constraint names (UNIQUE, FOREIGN KEY); DEFERRABLE foreign keys. A statement this
-    reader cannot follow gives nothing (the rules are then named as not found)."""
-    found = dict(columns={}, checks=[], uniques=[], foreign_keys=[])
+    reader cannot follow gives none of them and says why (``unreadable``), for the notes."""
+    found = dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable="")
     try:
         tokens = tokenize(sql or "")
         start = next(i for i, t in enumerate(tokens) if t.is_op("("))
         body = tokens[start + 1:closing(tokens, start)]
-    except (Untranslatable, StopIteration):
-        return found
-    for part in split_top(body):
-        if not part:
-            continue
-        if part[0].is_word("CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"):
-            _table_constraint(part, found, sql)
-        else:
-            _column_definition(part, found, sql)
+        for part in split_top(body):
+            if not part:
+                continue
+            if part[0].is_word("CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"):
+                _table_constraint(part, found, sql)
+            else:
+                _column_definition(part, found, sql)
+    except (Untranslatable, StopIteration, IndexError) as exc:
+        return dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable=str(exc) or "no column list")
     return found
 
 

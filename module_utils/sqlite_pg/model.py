@@ -262,6 +262,9 @@ def _index_term(term, columns, table, options):
 
 def _add_rules(target, table, options):
     """CHECKs, generated columns and COLLATE of one table: translated, or named in its notes."""
+    if table.unreadable:
+        target.notes.append(f"its CREATE TABLE text could not be read ({table.unreadable}): CHECK, COLLATE, "
+                            "DEFERRABLE, constraint names and generated expressions are not translated")
     # Generated columns first: the other rules may name them.
     columns = list(target.columns)
     plain = {c.lower(): _target_name(target, c) for c in table.column_names if not table.column(c).generated}

@@ -44,5 +44,6 @@ def test_an_unreadable_statement_gives_no_rules(sqlite_path):
     conn = sqlite3.connect(make_sqlite(sqlite_path, "CREATE TABLE t (a TEXT CHECK (a <> 'x'));"))
     from sqlite_pg.introspect import parse_create_table
 
-    assert parse_create_table("CREATE TABLE t (a TEXT CHECK (a <> 'x'")["checks"] == []
+    unreadable = parse_create_table("CREATE TABLE t (a TEXT CHECK (a <> 'x'")
+    assert unreadable["checks"] == [] and unreadable["unreadable"] == "unbalanced parentheses"   # said, for the notes
     assert read_schema(conn).tables["t"].checks == (Check("", "a <> 'x'", "a"),)
