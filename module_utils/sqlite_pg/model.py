@@ -306,8 +306,8 @@ def _add_checks(target, table):
     for check in table.checks:
         tokens = tokenize(check.sql)
         where = f"CHECK ({check.sql})" + (f" on column {check.column!r}" if check.column else "")
-        if _boolean_check(tokens, target, columns):
-            continue   # SQLAlchemy's Boolean CHECK (x IN (0, 1)): the boolean type holds it
+        if _boolean_check(tokens, target, columns) or _json_check(tokens, target, columns):
+            continue   # SQLAlchemy's Boolean CHECK (x IN (0, 1)), Django's JSON_VALID(x): the type holds it
         try:
             expr = translate_expr(tokens, columns)
         except Untranslatable as exc:
@@ -330,6 +330,21 @@ def _boolean_check(tokens, target, columns):
         return False
     name = columns.get((tokens[0].value if tokens[0].kind == "name" else tokens[0].text).lower())
     return name is not None and any(c.name == name and c.pg_type == "boolean" for c in target.columns)
+
+
+def _json_check(tokens, target, columns):
+    """Django's JSONField CHECK ((JSON_VALID(x) OR x IS NULL)) on a column that is json/jsonb in PostgreSQL."""
+    while len(tokens) > 2 and tokens[0].is_op("(") and tokens[-1].is_op(")"):
+        tokens = tokens[1:-1]
+    if len(tokens) not in (4, 8) or not tokens[0].is_word("JSON_VALID") or not tokens[1].is_op("(") \
+            or not tokens[3].is_op(")"):
+        return False
+    name = tokens[2].value if tokens[2].kind == "name" else tokens[2].text
+    if len(tokens) == 8 and not (tokens[4].is_word("OR") and tokens[5].text == tokens[2].text
+                                 and tokens[6].is_word("IS") and tokens[7].is_word("NULL")):
+        return False
+    pg = columns.get(name.lower())
+    return pg is not None and any(c.name == pg and c.pg_type in ("json", "jsonb") for c in target.columns)
 
 
 def _add_foreign_key(target, fk, model, names, schema):

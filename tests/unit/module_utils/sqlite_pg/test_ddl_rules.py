@@ -32,12 +32,15 @@ CREATE TABLE account (id INTEGER PRIMARY KEY, age INTEGER CHECK (age >= 0),
   active BOOLEAN NOT NULL CHECK (active IN (0, 1)),
   flag BOOLEAN CHECK (flag = 1 OR flag IS NULL),
   code TEXT CHECK (typeof(code) = 'text'),
-  lo INTEGER, hi INTEGER, CHECK (lo <= hi));
+  lo INTEGER, hi INTEGER,
+  meta JSON CHECK ((JSON_VALID(meta) OR meta IS NULL)),
+  doc TEXT CHECK ((JSON_VALID("doc") OR "doc" IS NULL)),
+  CHECK (lo <= hi));
 """
 
 
 def test_checks_hold_in_postgresql_or_are_named(pg_db, sqlite_path):
-    make_sqlite(sqlite_path, CHECKS, {"account": [(1, 30, "user", 1, None, "a", 1, 2)]})
+    make_sqlite(sqlite_path, CHECKS, {"account": [(1, 30, "user", 1, None, "a", 1, 2, '{"a": 1}', "[1]")]})
     params = dict(pg_db, source=sqlite_path)
     notes = _notes(params)
     names = dict(fetch(params, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -49,8 +52,10 @@ def test_checks_hold_in_postgresql_or_are_named(pg_db, sqlite_path):
     _refused(params, "INSERT INTO account (kind, active) VALUES ('guest', true)", psycopg2.errors.CheckViolation)
     _refused(params, "INSERT INTO account (kind, active, lo, hi) VALUES ('user', true, 2, 1)",
              psycopg2.errors.CheckViolation)
-    # SQLAlchemy's Boolean CHECK (active IN (0, 1)) is what the boolean type holds: nothing to name.
-    assert "active" not in notes
+    # SQLAlchemy's Boolean CHECK (active IN (0, 1)) and JSON_VALID on a jsonb column are what the
+    # types hold: nothing to name. On a text column (Django's JSONField) JSON_VALID is named.
+    assert "active" not in notes and "meta" not in notes
+    assert "CHECK ((JSON_VALID(\"doc\") OR \"doc\" IS NULL)) on column 'doc' not translated" in notes
     # Named: one that does not translate, and one PostgreSQL refuses (a boolean compared with 1).
     assert "CHECK (typeof(code) = 'text') on column 'code' not translated (function typeof()): not created" in notes
     assert "CHECK account_flag_check (\"flag\" = 1 OR \"flag\" IS NULL): not created, PostgreSQL refused" in notes
