@@ -182,6 +182,28 @@ def test_generated_columns_plain_on_request_and_a_refused_expression_says_what_t
     assert fetch(params, "SELECT s FROM t") == [("7x",)]
 
 
+def test_generated_columns_through_catch_up_and_rollback(pg_db, sqlite_path):
+    """Neither the catch-up nor the copy back writes a generated column: each side computes it."""
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, price INTEGER, qty INTEGER, "
+                             "total INTEGER AS (price * qty) STORED);")
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("INSERT INTO t (id, price, qty) VALUES (1, 3, 4)")
+    conn.commit()
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    migrate(params)
+    conn.execute("UPDATE t SET qty = 5 WHERE id = 1")
+    conn.execute("INSERT INTO t (id, price, qty) VALUES (2, 1, 1)")
+    conn.commit()
+    assert run.copy(params)["tables"]["t"]["status"] == "caught_up"
+    assert fetch(params, "SELECT id, total FROM t ORDER BY id") == [(1, 15), (2, 1)]
+    assert run.verify_all(params)["tables"]["t"]["ok"]
+    run.capture(params, state="absent")
+    fetch(params, "UPDATE t SET price = 10 WHERE id = 2 RETURNING id")   # the app, now on PostgreSQL
+    run.copy_back(params)
+    assert conn.execute("SELECT id, total FROM t ORDER BY id").fetchall() == [(1, 15), (2, 10)]
+
+
 @pytest.mark.parametrize("app_column", ["bigint", "bigint GENERATED ALWAYS AS (price * qty) STORED"])
 def test_generated_columns_into_a_schema_the_app_made(pg_db, sqlite_path, app_column):
     make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, price INTEGER, qty INTEGER, "
