@@ -160,14 +160,14 @@ def _target_table(sqlite_conn, table, options):
                                 f"typed {c.pg_type} from the values it holds")
     for index in table.indexes:
         cols = tuple(colname[c] for c in index.columns)
-        if index.unique:
+        if index.unique and index.portable:
             _lower_unique(target, table, index, cols, options)
         if index.origin == "pk":
             continue
         if not index.portable or not all(
                 coll == (table.column(c).collation or "BINARY")
                 for c, coll in zip(index.columns, index.collations or ("BINARY",) * len(cols), strict=True)):
-            _expression_index(target, table, index, colname, options)
+            _expression_index(target, table, index)
             continue
         if index.unique and cols == target.primary_key:
             target.notes.append(f"index {index.name!r} duplicates the primary key: not created")
@@ -215,7 +215,7 @@ def _target_name(target, source):
     return None
 
 
-def _expression_index(target, table, index, colname, options):
+def _expression_index(target, table, index):
     """CREATE [UNIQUE] INDEX with expressions, a WHERE clause or per-term collations, when
     every part translates; else named in the notes."""
     try:
@@ -226,7 +226,7 @@ def _expression_index(target, table, index, colname, options):
             raise Untranslatable("the indexed terms cannot be read")
         end = closing(tokens, start)
         columns = _columns_map(target, table)
-        terms = [_index_term(term, columns, table, options) for term in split_top(tokens[start + 1:end])]
+        terms = [_index_term(term, columns) for term in split_top(tokens[start + 1:end])]
         where = None
         rest = tokens[end + 1:]
         if rest:
@@ -240,7 +240,7 @@ def _expression_index(target, table, index, colname, options):
     target.expr_indexes.append((index.name, index.unique, terms, where))
 
 
-def _index_term(term, columns, table, options):
+def _index_term(term, columns):
     order = ""
     if term and term[-1].is_word("ASC", "DESC"):
         order, term = " " + term[-1].value, term[:-1]
@@ -251,8 +251,7 @@ def _index_term(term, columns, table, options):
     if not (len(term) == 1 and term[0].kind in ("word", "name")):
         expr = f"({expr})"
     if collation == "NOCASE":
-        return (f"lower({expr})" if options.nocase != "collation"
-                else f"{expr} COLLATE {quote_pg(NOCASE_COLLATION)}") + order
+        return f"lower({expr}){order}"
     if collation == "BINARY":
         return f'{expr} COLLATE "C"{order}'
     if collation:
