@@ -482,7 +482,7 @@ def find_orphans(cur, schema, table, fk, sample=5):
 def _pk_name(target):
     from .model import pg_name
 
-    return pg_name(target.name, suffix="pkey")
+    return getattr(target.source, "pk_name", "") or pg_name(target.name, suffix="pkey")
 
 
 def _idents(names, prefix=None):

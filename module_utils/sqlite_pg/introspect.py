@@ -75,6 +75,7 @@ class Table:
     checks: tuple = ()
     unique_names: tuple = ()   # ((columns, CONSTRAINT name), ...) for named UNIQUE constraints
     unreadable: str = ""       # why the CREATE TABLE text could not be read for the rules above
+    pk_name: str = ""          # the primary key's CONSTRAINT name ('' when none)
 
     @property
     def rowid_alias(self):
@@ -214,7 +215,7 @@ def _read_table(conn, name, without_rowid, sql):
     autoincrement = bool(re.search(r"\bAUTOINCREMENT\b", sql, re.IGNORECASE))
     return Table(name, tuple(columns), primary_key, without_rowid, autoincrement,
                  foreign_keys, tuple(indexes), sql, tuple(rules["checks"]), tuple(rules["uniques"]),
-                 rules["unreadable"])
+                 rules["unreadable"], rules["pk_name"])
 
 
 _COLUMN_STOP = {"CONSTRAINT", "PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFAULT", "COLLATE", "REFERENCES",
@@ -223,9 +224,9 @@ _COLUMN_STOP = {"CONSTRAINT", "PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFA
 
 def parse_create_table(sql):
     """What PRAGMAs do not tell: per column its COLLATE and generated expression; CHECKs;
-    constraint names (UNIQUE, FOREIGN KEY); DEFERRABLE foreign keys. A statement this
+    constraint names (PRIMARY KEY, UNIQUE, FOREIGN KEY); DEFERRABLE foreign keys. A statement this
     reader cannot follow gives none of them and says why (``unreadable``), for the notes."""
-    found = dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable="")
+    found = dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable="", pk_name="")
     try:
         tokens = tokenize(sql or "")
         start = next(i for i, t in enumerate(tokens) if t.is_op("("))
@@ -238,7 +239,8 @@ def parse_create_table(sql):
             else:
                 _column_definition(part, found, sql)
     except (Untranslatable, StopIteration, IndexError) as exc:
-        return dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable=str(exc) or "no column list")
+        return dict(columns={}, checks=[], uniques=[], foreign_keys=[], unreadable=str(exc) or "no column list",
+                    pk_name="")
     return found
 
 
@@ -273,7 +275,9 @@ def _table_constraint(part, found, sql):
         part = part[2:]
     if not part:
         return
-    if part[0].is_word("CHECK") and len(part) > 1 and part[1].is_op("("):
+    if part[0].is_word("PRIMARY"):
+        found["pk_name"] = name
+    elif part[0].is_word("CHECK") and len(part) > 1 and part[1].is_op("("):
         found["checks"].append(Check(name, _sql_text(part[2:closing(part, 1)], sql)))
     elif part[0].is_word("UNIQUE") and len(part) > 1 and part[1].is_op("(") and name:
         found["uniques"].append((_names(part[2:closing(part, 1)]), name))
@@ -307,6 +311,9 @@ def _column_definition(part, found, sql):
             end = closing(part, i + 1)
             info["expression"] = _sql_text(part[i + 2:end], sql)
             i = end + 1
+        elif tok.is_word("PRIMARY"):
+            found["pk_name"] = name
+            i += 1
         elif tok.is_word("UNIQUE"):
             if name:
                 found["uniques"].append(((column,), name))

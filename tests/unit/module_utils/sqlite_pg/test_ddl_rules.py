@@ -80,7 +80,8 @@ def test_a_check_the_rows_already_break_is_added_not_valid(pg_db, sqlite_path):
 # --- DEFERRABLE foreign keys and constraint names ------------------------------------------
 
 KEYS = """
-CREATE TABLE parent (id INTEGER PRIMARY KEY, a TEXT, b TEXT, CONSTRAINT uq_parent_ab UNIQUE (a, b));
+CREATE TABLE parent (id INTEGER NOT NULL, a TEXT, b TEXT, CONSTRAINT [PK_Parent] PRIMARY KEY ([id]),
+  CONSTRAINT uq_parent_ab UNIQUE (a, b));
 CREATE TABLE child (id INTEGER PRIMARY KEY,
   parent_id INTEGER CONSTRAINT fk_child_parent REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED,
   other_id INTEGER REFERENCES parent(id));
@@ -98,6 +99,9 @@ def test_deferrable_foreign_keys_and_constraint_names_survive(pg_db, sqlite_path
     assert fetch(params, "SELECT parent_id FROM child WHERE id = 2") == [(7,)]
     # An app's later migration drops the constraint by the name its models gave it.
     fetch(params, "ALTER TABLE parent DROP CONSTRAINT uq_parent_ab; SELECT 1")
+    assert fetch(params, "SELECT conname FROM pg_constraint WHERE contype = 'p' "
+                         "AND conrelid IN ('parent'::regclass, 'child'::regclass) ORDER BY 1") == [
+        ("PK_Parent",), ("child_pkey",)]                                  # Chinook's named primary keys
 
 
 # --- COLLATE NOCASE -------------------------------------------------------------------------
