@@ -114,7 +114,8 @@ _WHY_WORDS = {"LIKE": "LIKE ignores ASCII case only in SQLite", "GLOB": "GLOB ha
               "COLLATE": "COLLATE inside an expression", "CAST": "CAST follows SQLite's type affinity",
               "SELECT": "a subquery", "EXISTS": "a subquery", "ESCAPE": "LIKE ... ESCAPE",
               "CURRENT_TIMESTAMP": "the clock", "CURRENT_DATE": "the clock", "CURRENT_TIME": "the clock",
-              "RAISE": "RAISE()"}
+              "RAISE": "RAISE()", "WITH": "a common table expression", "OVER": "a window function",
+              "WINDOW": "a window function", "VALUES": "a VALUES list", "INDEXED": "INDEXED BY"}
 _WHY_OPS = {"/": "'/' divides integers and reals by other rules", "%": "'%' has other rules for reals",
             ".": "qualified names", ";": "more than one statement"}
 
