@@ -104,6 +104,19 @@ def test_deferrable_foreign_keys_and_constraint_names_survive(pg_db, sqlite_path
         ("PK_Parent",), ("child_pkey",)]                                  # Chinook's named primary keys
 
 
+def test_long_constraint_names_are_cut_like_postgresql_needs(pg_db, sqlite_path):
+    long = "ck_" + "x" * 70
+    make_sqlite(sqlite_path, f"CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, CONSTRAINT {long} CHECK (n > 0), "
+                             f"CONSTRAINT uq_{'y' * 70} UNIQUE (n));")
+    params = dict(pg_db, source=sqlite_path)
+    _notes(params)
+    names = [r[0] for r in fetch(params, "SELECT conname FROM pg_constraint WHERE conrelid = 't'::regclass "
+                                         "AND contype IN ('c', 'u') ORDER BY 1")]
+    assert [n[:54] for n in names] == [long[:54], ("uq_" + "y" * 70)[:54]]
+    assert all(len(n) == 63 for n in names)      # cut with a short hash, never truncated into a clash
+    assert not run.schema(params, phase="constraints")["changed"]
+
+
 # --- COLLATE NOCASE -------------------------------------------------------------------------
 
 NOCASE = """
