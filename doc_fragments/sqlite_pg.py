@@ -68,12 +68,14 @@ options:
     choices: [timestamp, timestamptz]
   nocase:
     description:
-      - How a C(COLLATE NOCASE) text column keeps ignoring case. C(collation) - a case-insensitive ICU
-        collation (C(=), ORDER BY, UNIQUE ignore case; LIKE on the column fails before PostgreSQL 18).
-        C(citext) - the citext type (needs the extension; LIKE works, ignoring case). C(lower_index) - the
-        column compares case-sensitively, only its unique keys hold on C(lower()); named in the notes.
+      - How a C(COLLATE NOCASE) text column keeps ignoring case. C(citext) (the default) - the citext type
+        (C(=), ORDER BY, UNIQUE and LIKE ignore case, as SQLite's do; the extension is created, trusted since
+        PostgreSQL 13, or the role is told to ask for it). C(collation) - a case-insensitive ICU collation
+        (C(=), ORDER BY, UNIQUE ignore case; but LIKE on the column fails before PostgreSQL 18, so an app
+        that searches the column breaks). C(lower_index) - the column compares case-sensitively, only its
+        unique keys hold on C(lower()); named in the notes.
     type: str
-    default: collation
+    default: citext
     choices: [collation, citext, lower_index]
   generated_columns:
     description:

@@ -32,7 +32,7 @@ class Options:
     column_types: dict = field(default_factory=dict)    # "table.column" -> PostgreSQL type
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
     enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
-    nocase: str = "collation"                           # one of NOCASE_MODES
+    nocase: str = "citext"                              # one of NOCASE_MODES
     generated_columns: str = "stored"                   # one of GENERATED_MODES
 
 

@@ -34,7 +34,7 @@ def options_from(params):
         column_types=dict(params.get("column_types") or {}),
         rename=dict(params.get("rename") or {}),
         enums=enums,
-        nocase=params.get("nocase") or "collation",
+        nocase=params.get("nocase") or "citext",
         generated_columns=params.get("generated_columns") or "stored",
     )
 
