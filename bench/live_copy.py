@@ -8,8 +8,10 @@ On the benchmark's demo database (``bench/.cache``), with change capture install
 ``--busy-timeout`` seconds, as SQLAlchemy's default) inserts a user and updates an old one
 every 20 ms while the engine runs, each timed apart:
 
-1. the bulk copy (``run.copy``);
-2. the catch-up with the proof at P (``run.copy(prove=True)``, the load's last step).
+1. the profile (``run.profile``, preflight);
+2. the bulk copy (``run.copy``);
+3. the catch-up with the proof at P (``run.copy(prove=True)``, the load's last step);
+4. a full verification (``run.verify_all``, the load's report-only comparison without capture).
 
 For each it prints the step's seconds, the writer's commits, its longest wait for a commit
 and its failed writes (``database is locked``). Then the writer stops, a final pass runs
@@ -32,6 +34,7 @@ sys.path.insert(0, HERE)
 import run as bench  # noqa: E402
 
 from sqlite_pg import run as engine  # noqa: E402
+from sqlite_pg.errors import VerifyError  # noqa: E402
 
 WRITER = r"""
 import json, os, signal, sqlite3, sys, time
@@ -65,6 +68,8 @@ def with_writer(path, timeout, step):
     start = time.monotonic()
     try:
         out = step()
+    except VerifyError:   # the app wrote since the last pass: expected while it writes
+        out = None
     finally:
         seconds = time.monotonic() - start
         time.sleep(1.0)
@@ -95,11 +100,15 @@ def main():
             engine.schema(params, phase="tables")
             engine.capture(params)
             print(f"{args.rows} rows, journal mode {args.journal_mode}, writer busy timeout {args.busy_timeout} s")
-            for name, step in (("bulk copy", lambda: engine.copy(params)),
-                               ("catch-up + proof", lambda: engine.copy(params, prove=True))):
-                _, seconds, w = with_writer(path, args.busy_timeout, step)
+            for name, step in (("profile", lambda: engine.profile(params)),
+                               ("bulk copy", lambda: engine.copy(params)),
+                               ("catch-up + proof", lambda: engine.copy(params, prove=True)),
+                               ("verify (in full)", lambda: engine.verify_all(params, checks="content"))):
+                out, seconds, w = with_writer(path, args.busy_timeout, step)
+                read = (out or {}).get("read") or {}
                 print(f"  {name:<17} {seconds:6.2f} s   writer: {w['commits']} commits, longest wait "
-                      f"{w['longest']:.2f} s, {w['failed']} failed {w['errors'] or ''}")
+                      f"{w['longest']:.2f} s, {w['failed']} failed {w['errors'] or ''}"
+                      + (f"  [read: {read['way']}, lock {read.get('lock_seconds', '-')} s]" if read else ""))
             engine.schema(params, phase="constraints")
             engine.copy(params)
             checked = engine.verify_all(params)

@@ -117,7 +117,7 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
 
 
 def copy(params, on_error="error", force=False, check_mode=False, progress_file=None, passes=1, max_lag=0,
-         prove=False):
+         prove=False, read_from="auto", snapshot_dir=None):
     """Copy every selected table; returns per-table results and totals. With
     ``progress_file``, progress is written there as the copy goes (see ``progress``).
 
@@ -127,22 +127,33 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
 
     ``prove``: after the last pass, on its snapshot, every table is verified in full and
     the capture position at which it is equal to the source recorded (``verify.prove``), so
-    that cutover verifies only what changed since (``verify_all(since_proof=True)``)."""
+    that cutover verifies only what changed since (``verify_all(since_proof=True)``).
+
+    ``read_from``: where each pass reads (``backup.plan_reading``): in a rollback-journal
+    file a page copy in ``snapshot_dir``, so the app's writes are not held for the pass."""
+    from .backup import plan_reading, reading
     from .progress import ProgressFile
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     changed, done, proof = False, 0, None
     with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
+        plan = plan_reading(sqlite_conn, read_from)
+        read = plan.as_dict()   # check mode reads the file itself (counts only) and says what a run would do
         while True:
             # With prove, the last pass is one more (a short catch-up): the proof runs on its snapshot.
             more = prove and not check_mode and (done + 1 >= passes)
             on_snapshot = None
             if more:
                 def on_snapshot(readers, position):
-                    return verify.prove(sqlite_conn, pg_conn, model, options.schema, readers, position)
-            results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
-                                         progress=progress, force=force and done == 0, check_mode=check_mode,
-                                         on_snapshot=on_snapshot)
+                    return verify.prove(readers[0], pg_conn, model, options.schema, readers, position)
+            with (contextlib.nullcontext((sqlite_conn, read)) if check_mode
+                  else reading(sqlite_conn, plan, snapshot_dir)) as (snapshot, taken):
+                results = copier.copy_tables(snapshot, pg_conn, model, options.schema, on_error=on_error,
+                                             progress=progress, force=force and done == 0, check_mode=check_mode,
+                                             on_snapshot=on_snapshot)
+            if "lock_seconds" in taken:   # the longest of the passes' page copies
+                taken["lock_seconds"] = max(taken["lock_seconds"], read.get("lock_seconds", 0))
+            read = taken
             if on_snapshot is not None:
                 results, proof = results
             done += 1
@@ -164,6 +175,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
         lag=lag,
         changed=changed,
         notes=list(getattr(source, "notes", [])),
+        read=read,
         tables=tables,
         rows=sum(r.rows for r in results),
         rejected=sum(r.rejected for r in results),
