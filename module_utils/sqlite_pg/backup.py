@@ -146,6 +146,12 @@ def plan_reading(conn, read_from="auto"):
                     "live file")
 
 
+def reading_argument_spec():
+    """The options of the modules that read the whole source (profile, copy, verify)."""
+    return dict(read_from=dict(type="str", default="auto", choices=list(READ_FROM)),
+                snapshot_dir=dict(type="path"))
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

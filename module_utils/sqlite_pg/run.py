@@ -213,15 +213,20 @@ def check_moved(params, wait=0):
     return dict(changed=False, tables={}, rows=0, waited=wait)
 
 
-def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False):
+def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False, read_from="auto",
+               snapshot_dir=None):
     """Verify every selected table; raises VerifyError (with the report) when any differs.
     ``checks="content"``: rows only, not keys, indexes, statistics and sequences.
     ``since_proof``: tables proven at an earlier capture position are verified by what
-    changed since (each table's ``path`` says which way it was verified)."""
+    changed since (each table's ``path`` says which way it was verified).
+    ``read_from``, ``snapshot_dir``: where the source is read, as for ``copy``."""
+    from .backup import plan_reading, reading
+
     if checks not in verify.CHECKS:
         raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
-        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks,
+    with opened(params) as (sqlite_conn, pg_conn, _source, model, options), \
+            reading(sqlite_conn, plan_reading(sqlite_conn, read_from), snapshot_dir) as (snapshot, read):
+        results = verify.verify_tables(snapshot, pg_conn, model, options.schema, max_diffs, orphans, checks,
                                        since_proof)
     report = {r["table"]: r for r in results}
     failed = [r for r in results if not r["ok"]]
@@ -233,20 +238,27 @@ def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=
                 lines.append(f"  {r['table']} {d.get('kind')}: key={d.get('key')} "
                              f"{d.get('columns') or d.get('row')}")
         raise VerifyError(f"{len(failed)} of {len(results)} table(s) differ:\n" + "\n".join(lines), report)
-    return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results))
+    return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results), read=read)
 
 
-def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None):
-    """Profile the source (reads SQLite only); raises DataProfileError over ``max_rejects``."""
+def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None, read_from="auto",
+            snapshot_dir=None):
+    """Profile the source (reads SQLite only); raises DataProfileError over ``max_rejects``.
+    ``read_from``, ``snapshot_dir``: where the source is read, as for ``copy``; ``read`` in
+    the result says which way the copy will take (preflight shows it)."""
+    from .backup import plan_reading, reading
+
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
         require_utf8(sqlite_conn, params["source"])
-        model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
-        result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
+        with reading(sqlite_conn, plan_reading(sqlite_conn, read_from), snapshot_dir) as (snapshot, read):
+            model = build_model(snapshot, introspect.read_schema(snapshot), options)
+            result = profiler.profile(snapshot, model, max_examples, check_integrity, on_error)
     finally:
         sqlite_conn.close()
     result["changed"] = False
+    result["read"] = read
     if result["integrity"] != ["ok"]:
         raise ProfileError(f"SQLite integrity_check failed: {'; '.join(result['integrity'][:5])}", result)
     if max_rejects is not None and result["would_reject"] > max_rejects:

@@ -159,6 +159,23 @@ def test_wal_files_are_read_in_place(tmp_path):
         backup.plan_reading(open_sqlite(str(tmp_path / "wal.db")), "snapshot")
 
 
+@pytest.mark.parametrize("journal_mode,way", [("delete", "page_copy"), ("wal", "live")])
+def test_preflight_and_verify_say_the_journal_mode_and_the_way_taken(pg_db, tmp_path, journal_mode, way):
+    """The profile (preflight) and a verification read as the copy does, and say so."""
+    path = _app(str(tmp_path / "app.db"), users=10, notes=10, journal_mode=journal_mode)
+    params = dict(pg_db, source=path)
+    profile = run.profile(params, snapshot_dir=str(tmp_path / "s"))
+    assert profile["integrity"] == ["ok"]
+    assert (profile["read"]["journal_mode"], profile["read"]["way"]) == (journal_mode, way)
+    assert ("rollback journal (delete)" if way == "page_copy" else "WAL") in profile["read"]["why"]
+    run.schema(params)
+    assert run.copy(params, snapshot_dir=str(tmp_path / "s"))["read"]["way"] == way
+    run.schema(params, phase="constraints")
+    assert run.verify_all(params, snapshot_dir=str(tmp_path / "s"))["read"]["way"] == way
+    assert run.verify_all(params, read_from="live")["read"]["way"] == "live"
+    assert not os.listdir(tmp_path / "s") if way == "page_copy" else True
+
+
 @pytest.mark.parametrize("journal_mode", ["delete", "wal"])
 def test_a_backup_finishes_while_the_app_writes_steadily(tmp_path, journal_mode):
     """The backup API a few pages at a time starts over at every commit of another process:
