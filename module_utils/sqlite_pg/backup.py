@@ -60,8 +60,10 @@ def page_copy(source, dest, timeout=30.0):
     src = open_sqlite(source, timeout)
     try:
         mode = journal_mode(src)
-        if os.path.exists(dest):
-            raise SourceError(f"cannot copy {source}: {dest} exists already")
+        try:   # owner-only from the first byte: it holds the app's data
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise SourceError(f"cannot copy {source}: {dest} exists already") from None
         start = time.monotonic()
         if mode == "wal":
             out = sqlite3.connect(dest)
@@ -83,7 +85,6 @@ def page_copy(source, dest, timeout=30.0):
         raise SourceError(f"cannot copy {source} to {dest}: {exc}") from None
     finally:
         src.close()
-    os.chmod(dest, 0o600)
     return dict(journal_mode=mode, seconds=seconds, bytes=os.path.getsize(dest))
 
 
