@@ -143,8 +143,8 @@ def plan_reading(conn, read_from="auto"):
         return ReadPlan(mode, "live", "WAL: reading never blocks the app's writes, so the copy reads the file itself")
     return ReadPlan(mode, "page_copy",
                     f"rollback journal ({mode}): a read as long as the copy would block the app's writes, so the "
-                    "copy reads a page copy taken under a short read lock, and change capture catches up from the "
-                    "live file")
+                    "copy reads a page copy taken under a short read lock; what the app writes meanwhile comes over "
+                    "with the next pass")
 
 
 def reading_argument_spec():
