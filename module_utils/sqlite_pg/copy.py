@@ -186,11 +186,17 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         done = ledger.get(target.source.name)
         # With capture, "nothing logged since" is what says in sync; the counts must agree too
         # (a row INSERT OR REPLACE removed for a UNIQUE conflict is never logged).
-        logged = None
+        logged, note = None, ""
         if done and capture_at is not None and done[4] is not None:
             # A capture point past the log's end belongs to an earlier log: nothing is known.
             logged = capture.pending(sqlite_conn, target.source.name, done[4], capture_at) \
                 if done[4] <= capture_at else 1
+        elif done and capture_at is not None:
+            # Copied before capture was installed: the marker its triggers left in the log says
+            # that what changed in between is not known (counts and rowids miss an update).
+            logged = capture.pending(sqlite_conn, target.source.name, 0, capture_at) or None
+            if logged:
+                note = "copied before change capture was installed: changes since are not all logged; copied in full"
         if done and not force and done[0] == source_rows and done[1] == max_rowid and not logged:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] == done[2]:
@@ -198,7 +204,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                 if progress:
                     progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
-        if check_mode and logged and done[4] <= capture_at and (
+        if check_mode and logged and not note and done[4] <= capture_at and (
                 not target.source.primary_key or not capture.unkeyed(sqlite_conn, target.source, done[4], capture_at)):
             pg_conn.rollback()
             return TableResult(target.source.name, "would_catch_up", rows=source_rows, replayed=logged)
@@ -250,7 +256,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
             refused = []
         cur.execute("RELEASE SAVEPOINT s2p_fast")
 
-        result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes)
+        result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes, note=note)
         if append_after is not None:
             result.status, result.rows, result.rejected = "appended", done[2] + copied, done[3]
         rejects = []
