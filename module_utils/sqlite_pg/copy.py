@@ -116,9 +116,13 @@ def record_ledger(cur, schema, table, source_rows, max_rowid, rows, rejected, nb
 
 
 def record_proof(cur, schema, table, position):
-    """The table was proven equal to the source at capture position ``position``."""
-    cur.execute(sql.SQL("UPDATE {} SET proven_seq = %s WHERE table_name = %s AND capture_seq = %s").format(
-        sql.Identifier(schema, LEDGER)), (position, table, position))
+    """The table was proven equal to the source at capture position ``position``, by a full
+    verification on the snapshot at ``position``: its copy now stands for the source there,
+    whatever older capture point it had (a table nothing changed in since an earlier pass
+    keeps that pass's point; without this it would never be proven)."""
+    cur.execute(sql.SQL("UPDATE {} SET proven_seq = %s, capture_seq = %s WHERE table_name = %s "
+                        "AND (capture_seq IS NULL OR capture_seq <= %s)").format(
+        sql.Identifier(schema, LEDGER)), (position, position, table, position))
     return cur.rowcount == 1
 
 
