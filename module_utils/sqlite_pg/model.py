@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from .errors import SchemaError
 from .introspect import quote_ident
-from .typemap import map_census, map_declared, normalize_type
+from .typemap import census as value_census
+from .typemap import choose_type, map_declared, needs_census, normalize_type
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,11 @@ def _target_table(sqlite_conn, table, options):
     rename = options.rename
     tname = rename.get(table.name, table.name)
     colname = {c.name: rename.get(f"{table.name}.{c.name}", c.name) for c in table.columns}
-    census = _census(sqlite_conn, table, [
-        c for c in table.columns
+    census = value_census(sqlite_conn, quote_ident(table.name), {
+        c.name: map_declared(c.declared, options.timestamp_type) for c in table.columns
         if f"{table.name}.{c.name}" not in options.column_types and f"{table.name}.{c.name}" not in options.enums
-        and map_declared(c.declared, options.timestamp_type) is None
-    ])
+        and needs_census(map_declared(c.declared, options.timestamp_type))
+    })
     alias = table.rowid_alias
     columns = []
     for col in table.columns:
@@ -126,7 +127,7 @@ def _target_table(sqlite_conn, table, options):
         elif key in options.column_types:
             pg_type = normalize_type(options.column_types[key], key)
         else:
-            pg_type = map_declared(col.declared, options.timestamp_type) or map_census(census.get(col.name, {}))
+            pg_type = choose_type(map_declared(col.declared, options.timestamp_type), census.get(col.name))
         identity = col.name == alias and pg_type in ("bigint", "integer")
         columns.append(TargetColumn(colname[col.name], col.name, pg_type,
                                     col.notnull or bool(col.pk_position), col.default, identity, enum))
@@ -196,21 +197,3 @@ def _add_foreign_key(target, fk, model, names, schema):
 def _action(text):
     text = (text or "NO ACTION").upper()
     return text if text in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION") else "NO ACTION"
-
-
-def _census(sqlite_conn, table, columns):
-    """typeof() counts for the given columns, in one scan of the table."""
-    if not columns:
-        return {}
-    parts = []
-    for col in columns:
-        q = quote_ident(col.name)
-        for cls in ("integer", "real", "text", "blob"):
-            parts.append(f"sum(typeof({q}) = '{cls}')")
-    row = sqlite_conn.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(table.name)}").fetchone()
-    out = {}
-    for i, col in enumerate(columns):
-        out[col.name] = dict(zip(("integer", "real", "text", "blob"), (v or 0 for v in row[i * 4:i * 4 + 4]),
-                                 strict=True))
-    return out
-
