@@ -311,22 +311,22 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
             got = found.get(tuple(_key_value(x) for x in key))
             shown_key = {k.name: _show(v) for k, v in zip(key_cols, (values[i] for i in key_idx), strict=True)}
             if got is None:
-                _note(out, limit, dict(kind="missing in target", key=shown_key))
+                _note(out, limit, dict(kind="missing in target when read back", key=shown_key))
                 continue
             matched += 1
             for c, v, w, g in zip(cols, values, want, got, strict=True):
                 if w is UNCHECKED:
                     out["unchecked"] += 1
                 elif w is REFUSED or not same(types[c.name], w, g):
-                    _note(out, limit, dict(kind="value differs", key=shown_key, column=c.name,
-                                           source=_show(v), target=_show(g)))
+                    _note(out, limit, dict(kind="differs when read back", key=shown_key,
+                                           columns={c.name: dict(source=_show(v), target=_show(g))}))
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
     extra = cur.fetchone()[0] - matched
     if extra:
-        _note(out, limit, dict(kind="not in source", count=extra))
+        _note(out, limit, dict(kind="not in source when read back", row=f"{extra} target row(s) match no source row"))
     if out["differences"]:
         out["problems"].append(f"read back, {out['mismatches']} value(s) or row(s) differ from the source by the "
-                               "independent rules (a conversion changed them): see independent.differences")
+                               "independent rules (a conversion changed them)")
     return out
 
 

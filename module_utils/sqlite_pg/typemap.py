@@ -129,6 +129,20 @@ def census(conn, table, columns):
     return out
 
 
+def why_chosen(declared_type, chosen):
+    """Why the values chose ``chosen`` over the declared type's mapping, in words; None
+    when they did not."""
+    if declared_type == chosen or chosen is None:
+        return None
+    if declared_type == "jsonb":
+        return "jsonb would change some values (a duplicate object key, a -0): json keeps them as written"
+    if declared_type == "time without time zone":
+        return "some values carry a UTC offset: time with time zone keeps it"
+    if chosen == "numeric":
+        return "integers beyond 2**53 beside reals: a double would round them, numeric holds both exactly"
+    return "typed from the values it holds"
+
+
 def choose_type(declared_type, facts):
     """The PostgreSQL type for a column from its mapped declared type and its census: JSON
     that jsonb would change is typed json (kept as written); a TIME column with UTC offsets

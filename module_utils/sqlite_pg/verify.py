@@ -120,6 +120,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         if independent["problems"]:
             result["content_ok"] = False
             result["problems"].extend(independent["problems"])
+            result["differences"].extend(independent["differences"])
         result["warnings"] = []
         if checks == "all":   # what the app needs of PostgreSQL; after a rollback only content matters
             _app_needs(cur, schema, target, orphans, result)
