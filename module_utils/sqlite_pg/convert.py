@@ -129,8 +129,10 @@ def jsonb_changes(c):
     key (jsonb keeps the last) or a negative zero (numeric has no -0). Key order and
     whitespace are not meaning (RFC 8259); numbers keep their digits in jsonb."""
     dup = f"EXISTS (SELECT 1 FROM json_tree({c}) GROUP BY parent, key HAVING count(*) > 1)"
-    return (f"(CASE WHEN json_valid({c}) THEN (instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)})) "
-            f"OR (instr({c}, ',') > 0 AND {dup}) ELSE 0 END)")
+    # CASE, not AND: SQLite may evaluate both sides of an AND, and these are the costly parts.
+    return (f"(CASE WHEN NOT json_valid({c}) THEN 0 "
+            f"WHEN instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)}) THEN 1 "
+            f"WHEN instr({c}, ',') = 0 THEN 0 ELSE {dup} END)")
 
 
 def _raw(c):
