@@ -95,8 +95,9 @@ def _facts(declared_type, c):
     if declared_type is None:
         return [(cls, f"typeof({c}) = '{cls}'") for cls in ("integer", "real", "text", "blob")] + [
             ("wide_integer", f"typeof({c}) = 'integer' AND ({c} > {DOUBLE_EXACT} OR {c} < {-DOUBLE_EXACT})"),
-            ("special_real", f"typeof({c}) = 'real' AND (abs({c}) > {convert.DOUBLE_MAX!r} OR "
-                             f"({c} = 0 AND s2p_signbit({c})))"),
+            # CASE: abs(-2**63) overflows, and SQLite may evaluate both sides of an AND.
+            ("special_real", f"CASE WHEN typeof({c}) = 'real' THEN {c} > {convert.DOUBLE_MAX!r} OR "
+                             f"{c} < {-convert.DOUBLE_MAX!r} OR ({c} = 0 AND s2p_signbit({c})) ELSE 0 END"),
         ]
     if declared_type == "jsonb":
         return [("jsonb_changes", f"typeof({c}) = 'text' AND {convert.jsonb_changes(c)}")]
