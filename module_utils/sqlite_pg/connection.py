@@ -42,6 +42,7 @@ def common_argument_spec():
         exclude_tables=dict(type="list", elements="str", default=[]),
         timestamp_type=dict(type="str", default="timestamp", choices=["timestamp", "timestamptz"]),
         column_types=dict(type="dict", default={}),
+        interval_units=dict(type="dict", default={}),
         rename=dict(type="dict", default={}),
         models=dict(type="str"),
         app_path=dict(type="path"),

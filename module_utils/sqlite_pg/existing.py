@@ -73,7 +73,8 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
                 errors.append(f"column {key} has no column in {schema}.{tname} (exclude it with exclude_columns)")
                 continue
             info = catalog[cname]
-            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None))
+            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None,
+                                        interval_unit=col.interval_unit))
         mapped = {c.name for c in columns}
         extra = {}
         for cname, info in catalog.items():

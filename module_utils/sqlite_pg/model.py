@@ -22,6 +22,7 @@ class Options:
     exclude_tables: tuple = ()
     timestamp_type: str = "timestamp without time zone"
     column_types: dict = field(default_factory=dict)    # "table.column" -> PostgreSQL type
+    interval_units: dict = field(default_factory=dict)  # "table.column" -> what an integer counts (interval)
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
     enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
 
@@ -35,6 +36,7 @@ class TargetColumn:
     default: str | None  # SQLite default text (translated by ddl)
     identity: bool = False
     enum: tuple | None = None   # (type name, labels) when the column is a PostgreSQL ENUM
+    interval_unit: str = "microseconds"   # what an integer counts, should the column be an interval
 
 
 @dataclass
@@ -130,7 +132,8 @@ def _target_table(sqlite_conn, table, options):
             pg_type = choose_type(map_declared(col.declared, options.timestamp_type), census.get(col.name))
         identity = col.name == alias and pg_type in ("bigint", "integer")
         columns.append(TargetColumn(colname[col.name], col.name, pg_type,
-                                    col.notnull or bool(col.pk_position), col.default, identity, enum))
+                                    col.notnull or bool(col.pk_position), col.default, identity, enum,
+                                    options.interval_units.get(key, "microseconds")))
     target = TargetTable(tname, table, columns, tuple(colname[c] for c in table.primary_key))
     if len({c.name for c in columns}) != len(columns):
         raise SchemaError(f"table {table.name!r}: two columns map to the same PostgreSQL name")

@@ -129,7 +129,7 @@ class _TablePlan:
         chunked = self.key is not None and utf8_db
         # An ENUM column's labels from the model, as the copy takes them from the catalog.
         self.columns = [_Column(i, col, convert.codec_for(col.pg_type, col.notnull or col.name in target.primary_key,
-                                                          col.enum[1] if col.enum else None),
+                                                          col.enum[1] if col.enum else None, col.interval_unit),
                                 chunked) for i, col in enumerate(target.columns)]
         # Pack the fields into as few integers as fit.
         groups, used, place = [[]], 0, []

@@ -10,11 +10,19 @@ from . import copy as copier
 from . import ddl, introspect, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
+from .convert import INTERVAL_UNITS
 from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError
 from .existing import bind_existing
 from .model import Options, build_model
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
+
+
+def _interval_units(units):
+    wrong = {k: v for k, v in units.items() if v not in INTERVAL_UNITS}
+    if wrong:
+        raise SchemaError(f"interval_units: {wrong} - each unit must be one of {', '.join(INTERVAL_UNITS)}")
+    return dict(units)
 
 
 def options_from(params):
@@ -32,6 +40,7 @@ def options_from(params):
         exclude_tables=tuple(params.get("exclude_tables") or ()),
         timestamp_type=TIMESTAMP_TYPES[ts],
         column_types=dict(params.get("column_types") or {}),
+        interval_units=_interval_units(params.get("interval_units") or {}),
         rename=dict(params.get("rename") or {}),
         enums=enums,
     )

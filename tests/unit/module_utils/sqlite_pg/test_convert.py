@@ -4,8 +4,11 @@ by a documented rule, or refused with a reason - never changed without a word.""
 import datetime
 import sqlite3
 
+import pytest
+
 from sqlite_pg import convert, run
 from sqlite_pg.connection import connect_pg
+from sqlite_pg.errors import SchemaError
 from tests.conftest import fetch, make_sqlite, migrate
 
 
@@ -167,3 +170,17 @@ def test_integers_into_an_existing_interval_column_are_microseconds(pg_db, sqlit
                    7: datetime.timedelta(days=1, hours=2), 8: datetime.timedelta(hours=1, minutes=30)}
     assert result["tables"]["d"]["reasons"] == {convert.INTERVAL_NUMBER_TEXT: 1, convert.INTERVAL_NOT_WHOLE: 1}
     run.verify_all(params)
+
+
+def test_an_interval_columns_unit_is_declared_per_column(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE d (id INTEGER PRIMARY KEY, secs INTEGER, ms INTEGER);",
+                {"d": [(1, 5400, 5400000), (2, 1.5, 0.0005)]})
+    _execute(pg_db, "CREATE TABLE d (id bigint PRIMARY KEY, secs interval, ms interval)")
+    params = dict(pg_db, source=sqlite_path, target="existing",
+                  interval_units={"d.secs": "seconds", "d.ms": "milliseconds"})
+    result = run.copy(params, on_error="quarantine")
+    assert fetch(params, "SELECT secs, ms FROM d") == [(datetime.timedelta(hours=1, minutes=30),) * 2]
+    assert result["tables"]["d"]["reasons"] == {convert.INTERVAL_NOT_WHOLE: 1}   # 0.0005 ms: half a microsecond
+    run.verify_all(params)
+    with pytest.raises(SchemaError, match="interval_units.*one of microseconds, milliseconds, seconds"):
+        run.copy(dict(params, interval_units={"d.secs": "hours"}))
