@@ -265,10 +265,12 @@ def _key_of(raw):
     return json.dumps({k: raw_json(v) for k, v in raw.items()}, sort_keys=True)
 
 
-def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, units=None, chunk=2000):
+def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, units=None, chunk=2000,
+            only_keys=None):
     """Pair every source row (but the quarantined) with its target row by primary key and
     judge each value by the rules above. ``types``: {target column: its catalog type};
-    ``rejected_keys``: the quarantine's source keys (JSON text). Returns a dict: rows
+    ``rejected_keys``: the quarantine's source keys (JSON text); ``only_keys``: (a subquery
+    of primary keys, its arguments) to compare those rows only. Returns a dict: rows
     compared, values unchecked, differences (at most ``limit``), problems."""
     units = units or {}
     out = dict(rows=0, unchecked=0, mismatches=0, differences=[], problems=[])
@@ -283,8 +285,12 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
     raws = ", ".join('"' + c.source.replace('"', '""') + '"' for c in cols)
     keysel = ", ".join('"' + k.replace('"', '""') + '"' if k != "rowid" else "rowid" for k in src_key_names)
     order = keysel if table.primary_key else "rowid"
-    rows = sqlite_conn.execute(f'SELECT {keysel}, {raws} FROM "{table.name.replace(chr(34), chr(34) * 2)}" '
-                               f"ORDER BY {order}")
+    where, args = "", []
+    if only_keys is not None:
+        pk = ", ".join('"' + k.replace('"', '""') + '"' for k in table.primary_key)
+        where, args = f" WHERE ({pk}) IN ({only_keys[0]})", list(only_keys[1])
+    rows = sqlite_conn.execute(f'SELECT {keysel}, {raws} FROM "{table.name.replace(chr(34), chr(34) * 2)}"'
+                               f"{where} ORDER BY {order}", args)
     nkeys = len(src_key_names)
     tid = sql.Identifier(schema, target.name)
     select = sql.SQL(", ").join(_select(c.name, types[c.name]) for c in cols)
@@ -339,8 +345,10 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
                     shown_key = {k.name: _show(values[i]) for k, i in zip(key_cols, key_idx, strict=True)}
                     _note(out, limit, dict(kind="differs when read back", key=shown_key,
                                            columns={c.name: dict(source=_show(v), target=_show(g))}))
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
-    extra = cur.fetchone()[0] - matched
+    extra = 0
+    if only_keys is None:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
+        extra = cur.fetchone()[0] - matched
     if extra:
         _note(out, limit, dict(kind="not in source when read back", row=f"{extra} target row(s) match no source row"))
     if out["differences"]:

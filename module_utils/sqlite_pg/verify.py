@@ -63,12 +63,13 @@ def _rejected_keys(cur, schema, table):
     return {json.dumps(key, sort_keys=True) for (key,) in cur.fetchall()}
 
 
-def independent_check(sqlite_conn, cur, schema, target, columns, max_diffs):
-    """The stored values read back and judged by ``readback``'s own rules (not the codecs)."""
+def independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, only_keys=None):
+    """The stored values read back and judged by ``readback``'s own rules (not the codecs);
+    ``only_keys``: (subquery, arguments) of the keys to compare, else every row."""
     types = {c.target: "enum" if isinstance(c.codec, convert.EnumCodec) else c.codec.pg_type for c in columns}
     units = {c.target: c.codec.unit for c in columns if isinstance(c.codec, convert.IntervalCodec)}
     return readback.compare(sqlite_conn, cur, target, schema, types,
-                            _rejected_keys(cur, schema, target.source.name), max_diffs, units)
+                            _rejected_keys(cur, schema, target.source.name), max_diffs, units, only_keys=only_keys)
 
 
 CHECKS = ("all", "content")
@@ -302,6 +303,12 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
             result["content_ok"] = False
             result["problems"].append(f"{source_rows} source rows, but {target_rows} in the target and {rejected} "
                                       f"quarantined: {source_rows - target_rows - rejected} unaccounted for")
+        independent = independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, (keys_sql, args))
+        result["independent"] = {k: v for k, v in independent.items() if k != "problems"}
+        if independent["problems"] and result["content_ok"]:
+            result["content_ok"] = False
+            result["problems"].extend(independent["problems"])
+            result["differences"].extend(independent["differences"])
         _app_needs(cur, schema, target, orphans, result)
     pg_conn.rollback()   # drops the staged rows; verification writes nothing
     result["ok"] = not result["problems"]

@@ -1,6 +1,7 @@
 """Verification's independent path: a codec broken on purpose changes values in the copy and
 in the codec-converted source alike; reading the values back by rules of their own catches it."""
 
+import sqlite3
 import uuid
 
 import pytest
@@ -70,3 +71,30 @@ def test_quarantined_rows_are_left_out_by_their_keys(pg_db, sqlite_path):
     report = run.verify_all(params)["tables"]["q"]
     assert report["rejected"] == 2
     assert (report["independent"]["rows"], report["independent"]["mismatches"]) == (1, 0)
+
+
+def test_a_codec_broken_after_the_proof_fails_the_short_path_at_cutover(pg_db, sqlite_path, monkeypatch):
+    make_sqlite(sqlite_path, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);",
+                {"users": [(i, f"u{i}") for i in range(1, 101)]})
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    run.schema(params, phase="tables")
+    run.copy(params, passes=2, prove=True)
+    run.schema(params, phase="constraints")
+    # From here on the text codec upper-cases what it converts (the careful path's rules, which
+    # the catch-up and the short path's source side both use).
+    rules = convert.TextCodec.rules
+    monkeypatch.setattr(convert.TextCodec, "rules", lambda self, c: [
+        (cond, f"upper({out})" if out is not None else None, why) for cond, out, why in rules(self, c)])
+    app = sqlite3.connect(sqlite_path)   # the app writes after the proof
+    app.execute("UPDATE users SET name = 'renamed' WHERE id = 3")
+    app.commit()
+    app.close()
+    run.copy(params)
+    assert fetch(params, "SELECT name FROM users WHERE id = 3") == [("RENAMED",)]
+    with pytest.raises(VerifyError, match="users: read back, 1 value") as err:
+        run.verify_all(params, since_proof=True)
+    users = err.value.report["users"]
+    assert users["path"] == "proof + changes"
+    assert users["differences"] == [dict(kind="differs when read back", key={"id": 3},
+                                         columns={"name": dict(source="renamed", target="RENAMED")})]
