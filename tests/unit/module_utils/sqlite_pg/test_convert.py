@@ -184,3 +184,47 @@ def test_an_interval_columns_unit_is_declared_per_column(pg_db, sqlite_path):
     run.verify_all(params)
     with pytest.raises(SchemaError, match="interval_units.*one of microseconds, milliseconds, seconds"):
         run.copy(dict(params, interval_units={"d.secs": "hours"}))
+
+
+def test_what_sqlalchemy_writes_reads_back_the_same_through_sqlalchemy(pg_db, sqlite_path):
+    """The ORM's own SQLite spellings (Interval as the epoch plus the duration, DateTime and Time
+    with six digits), written by SQLAlchemy, loaded into the schema SQLAlchemy creates on PostgreSQL."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Job(Base):
+        __tablename__ = "jobs"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        took: Mapped[datetime.timedelta] = mapped_column(sa.Interval)
+        at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
+        due: Mapped[datetime.time] = mapped_column(sa.Time)
+        doc: Mapped[dict] = mapped_column(sa.JSON)
+
+    values = [
+        (datetime.timedelta(hours=1, minutes=30), datetime.datetime.max, datetime.time(23, 59, 59, 999999),
+         {"n": -0.0, "big": 9007199254740993}),
+        (datetime.timedelta(days=-1, microseconds=5), datetime.datetime(2024, 2, 29, 12, 0, 0, 1),
+         datetime.time(0), {"a": [1, 2.5, None]}),
+        (datetime.timedelta(days=800, seconds=1, microseconds=999999), datetime.datetime(1, 1, 1),
+         datetime.time(12, 30), {}),
+    ]
+    engine = sa.create_engine(f"sqlite:///{sqlite_path}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all(Job(id=i, took=t, at=a, due=d, doc=j) for i, (t, a, d, j) in enumerate(values, 1))
+        session.commit()
+    engine.dispose()
+    pg = sa.create_engine(f"postgresql+psycopg2://{pg_db['login_user']}@/{pg_db['db']}",
+                          connect_args=dict(host=pg_db["login_unix_socket"], port=pg_db["port"]))
+    Base.metadata.create_all(pg)
+    params = dict(pg_db, source=sqlite_path, target="existing")
+    result = run.copy(params)
+    assert result["tables"]["jobs"]["rows"] == 3
+    with Session(pg) as session:
+        got = [(j.took, j.at, j.due, j.doc) for j in session.scalars(sa.select(Job).order_by(Job.id))]
+    pg.dispose()
+    assert got == values
+    run.verify_all(params)
