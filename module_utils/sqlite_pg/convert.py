@@ -128,11 +128,10 @@ def jsonb_changes(c):
     """SQL: true when jsonb would change what this valid JSON text means - a duplicate object
     key (jsonb keeps the last) or a negative zero (numeric has no -0). Key order and
     whitespace are not meaning (RFC 8259); numbers keep their digits in jsonb."""
-    dup = f"EXISTS (SELECT 1 FROM json_tree({c}) GROUP BY parent, key HAVING count(*) > 1)"
     # CASE, not AND: SQLite may evaluate both sides of an AND, and these are the costly parts.
     return (f"(CASE WHEN NOT json_valid({c}) THEN 0 "
             f"WHEN instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)}) THEN 1 "
-            f"WHEN instr({c}, ',') = 0 THEN 0 ELSE {dup} END)")
+            f"WHEN instr({c}, ',') = 0 THEN 0 ELSE s2p_json_duplicate_keys({_raw(c)}) END)")
 
 
 def _raw(c):
@@ -838,6 +837,29 @@ def _signbit(number):
     return isinstance(number, float) and math.copysign(1.0, number) < 0
 
 
+# Every string of a valid JSON text, in order, and whether a ':' follows it (then it is a key):
+# scanning from the start, each match begins at an opening quote.
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?')
+
+
+def _json_duplicate_keys(raw, encoding="utf-8"):
+    """Whether an object of a valid JSON text has a key twice. Key texts all distinct (and
+    without escapes, which can spell one key two ways) answer it without parsing."""
+    text = _text(raw, encoding)
+    keys = [s for s, colon in _JSON_STRING.findall(text) if colon]
+    if len(set(keys)) == len(keys) and not any("\\" in k for k in keys):
+        return False
+    found = []
+
+    def pairs_hook(pairs):
+        if len({k for k, _ in pairs}) != len(pairs):
+            found.append(pairs)
+        return None
+
+    json.loads(text, object_pairs_hook=pairs_hook)
+    return bool(found)
+
+
 def _json_negative_zero(raw, encoding="utf-8"):
     """Whether a JSON text holds a number that is a negative zero (-0, -0.0, -0e5)."""
     found = []
@@ -874,6 +896,8 @@ def register_functions(conn):
     conn.create_function("s2p_interval_text", 1, _never_raises(lambda raw: _interval_text(raw, encoding)),
                          deterministic=True)
     conn.create_function("s2p_round_fraction", 3, _never_raises(round_fraction), deterministic=True)
+    conn.create_function("s2p_json_duplicate_keys", 1, _never_raises(
+        lambda raw: _json_duplicate_keys(raw, encoding)), deterministic=True)
     conn.create_function("s2p_json_negative_zero", 1, _never_raises(
         lambda raw: _json_negative_zero(raw, encoding)), deterministic=True)
 

@@ -228,3 +228,15 @@ def test_what_sqlalchemy_writes_reads_back_the_same_through_sqlalchemy(pg_db, sq
     pg.dispose()
     assert got == values
     run.verify_all(params)
+
+
+def test_duplicate_keys_are_found_at_any_depth_and_under_any_spelling():
+    conn = sqlite3.connect(":memory:")
+    convert.register_functions(conn)
+    cases = {'{"a":1,"a":2}': 1, '{"a":1,"b":{"a":2}}': 0, '[{"id":1},{"id":2}]': 0, '[{"id":1,"id":2}]': 1,
+             '{"a":1,"\\u0061":2}': 1, '{"k": "x,\\"y\\": 1", "y": 2}': 0, '{"n": [1, -0.0]}': 1, '{"n": "-0"}': 0,
+             '{"n": -0e5}': 1, '{"n": -10}': 0}
+    conn.execute("CREATE TABLE j (doc)")
+    conn.executemany("INSERT INTO j VALUES (?)", [(text,) for text in cases])
+    got = dict(conn.execute(f"SELECT doc, {convert.jsonb_changes('doc')} FROM j"))
+    assert got == cases
