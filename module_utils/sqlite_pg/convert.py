@@ -541,8 +541,29 @@ class TemporalCodec(Codec):
                      "timestamptz" if base.startswith("timestamp") and "with time zone" in pg_type else
                      "timestamp" if base.startswith("timestamp") else
                      "timetz" if "with time zone" in pg_type else "time")
+        # timestamp(3), time(0): PostgreSQL would round a value to that many fraction digits.
+        m = re.search(r"\((\d)\)", pg_type)
+        self.precision = int(m.group(1)) if m and int(m.group(1)) < 6 and self.kind != "date" else None
+
+    def _fits_precision(self, rules):
+        """Refuse, before each accepting rule, a value with more fraction digits than the
+        type's precision keeps (as numeric(p,s) does), rather than let PostgreSQL round it."""
+        if self.precision is None:
+            return rules
+        start = 10 if self.kind in ("time", "timetz") else 21
+        p = self.precision
+        reason = f"more fraction digits than {self.pg_type} keeps (it would round the value)"
+        out = []
+        for cond, value, why in rules:
+            if value is not None:
+                out.append((f"{cond} AND substr({value}, {start - 1}, 1) = '.' AND "
+                            f"substr({value}, {start + p}, {6 - p}) GLOB '*[1-9]*'", None, reason))
+            out.append((cond, value, why))
+        return out
 
     def fast_rules(self, c):
+        if self.precision is not None:
+            return []
         # Years 1000-9999 first (a GLOB that also tests the first digit costs nothing more);
         # then 0001-0999: PostgreSQL has no year 0000.
         year0 = f"{c} NOT GLOB '0000*'"
@@ -577,7 +598,7 @@ class TemporalCodec(Codec):
         # column's own collation (RTRIM) could ignore what follows the date.
         if self.kind == "date":
             return f"typeof({c}) = 'text' AND {_after_year0(c)} AND date({c}, '+0 days') = {c} COLLATE BINARY"
-        if self.kind in ("time", "timetz"):
+        if self.kind in ("time", "timetz") or self.precision is not None:
             return None
         # At most six fraction digits: more are rounded by the rules.
         return (f"typeof({c}) = 'text' AND {_after_year0(c)} AND datetime({c}, '+0 days') = substr({c}, 1, 19) "
@@ -619,9 +640,9 @@ class TemporalCodec(Codec):
             value = _with_fraction(f"datetime({whole})", c, 21, "timestamp")
             text_rules = [(f"{iso} AND datetime({whole}) IS NOT NULL AND {value} IS NOT NULL",
                            f"({value}{zone})", None)]
-        return text_rules + [
+        return self._fits_precision(text_rules + [
             (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
-             f"s2p_epoch({c}, {kind})", None),
+             f"s2p_epoch({c}, {kind})", None)]) + [
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
             ("1", None, NOT_DATE if self.kind == "date" else NOT_DATETIME),
         ]

@@ -240,3 +240,18 @@ def test_duplicate_keys_are_found_at_any_depth_and_under_any_spelling():
     conn.executemany("INSERT INTO j VALUES (?)", [(text,) for text in cases])
     got = dict(conn.execute(f"SELECT doc, {convert.jsonb_changes('doc')} FROM j"))
     assert got == cases
+
+
+def test_a_type_with_fewer_fraction_digits_refuses_what_it_would_round(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, tm TIME);",
+                {"t": [(1, "2024-01-01 10:00:00.123", "10:00:00"), (2, "2024-01-01 10:00:00.1234", "10:00:00"),
+                       (3, 1700000000123, "10:00:00.5"), (4, "2024-01-01 10:00:00.120000", "10:00:00.000")]})
+    params = dict(pg_db, source=sqlite_path, column_types={"t.at": "timestamp(3)", "t.tm": "time(0)"})
+    result = migrate(params, on_error="quarantine")
+    assert result["tables"]["t"]["reasons"] == {
+        "more fraction digits than timestamp(3) without time zone keeps (it would round the value)": 1,
+        "more fraction digits than time(0) without time zone keeps (it would round the value)": 1}
+    assert fetch(params, "SELECT id, at FROM t ORDER BY id") == [
+        (1, datetime.datetime(2024, 1, 1, 10, 0, 0, 123000)), (4, datetime.datetime(2024, 1, 1, 10, 0, 0, 120000))]
+    assert run.profile(params)["tables"]["t"]["would_reject"] == 2
+    run.verify_all(params)
