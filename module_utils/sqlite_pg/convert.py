@@ -241,14 +241,19 @@ class FloatCodec(Codec):
         return (f" AND {c} > {-FLOAT4_OVERFLOW!r} AND {c} < {FLOAT4_OVERFLOW!r} "
                 f"AND ({c} > {FLOAT4_UNDERFLOW!r} OR {c} < {-FLOAT4_UNDERFLOW!r} OR {c} = 0)")
 
+    def _exact_int(self, c):
+        """An integer the type holds exactly: within ±2**53 (double), ±2**24 (real)."""
+        limit = 2**24 if self.pg_type == "real" else 2**53
+        return f"typeof({c}) = 'integer' AND {c} BETWEEN {-limit} AND {limit}"
+
     def clean(self, c):
         if self.pg_type != "real":
-            return f"typeof({c}) IN ('real', 'integer')"
-        return (f"typeof({c}) = 'integer' OR (typeof({c}) = 'real'{self._fits(c)}) "
+            return f"typeof({c}) = 'real' OR ({self._exact_int(c)})"
+        return (f"({self._exact_int(c)}) OR (typeof({c}) = 'real'{self._fits(c)}) "
                 f"OR (typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r})")
 
     def fast_rules(self, c):
-        return [(f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
+        return [(f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c)), (self._exact_int(c), c)]
 
     def rules(self, c):
         width = 4 if self.pg_type == "real" else 8
@@ -257,7 +262,9 @@ class FloatCodec(Codec):
             (f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c), None),
             (f"typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r}", exact_float(c), None),   # infinity
             (f"typeof({c}) = 'real'", None, oor),
-            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (self._exact_int(c), f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'integer'", None, f"integer too large for {self.pg_type} to hold exactly "
+                                                 "(it would round it): use numeric or bigint (column_types)"),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
             (f"typeof({c}) = 'text' AND s2p_float({_raw(c)}, {width}) IS NOT NULL", f"s2p_float({_raw(c)}, {width})",
              None),

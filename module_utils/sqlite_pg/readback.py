@@ -214,6 +214,8 @@ def same(pg_type, want, got):
         source, number = want
         if t.startswith("numeric"):
             return float(got) == number if source == "float" else decimal.Decimal(got) == number
+        if source == "int":
+            return got == number   # exactly: a float equals an int only when it holds it
         if t == "real":
             try:
                 return struct.pack("f", float(number)) == struct.pack("f", got)

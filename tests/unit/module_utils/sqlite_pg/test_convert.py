@@ -255,3 +255,16 @@ def test_a_type_with_fewer_fraction_digits_refuses_what_it_would_round(pg_db, sq
         (1, datetime.datetime(2024, 1, 1, 10, 0, 0, 123000)), (4, datetime.datetime(2024, 1, 1, 10, 0, 0, 120000))]
     assert run.profile(params)["tables"]["t"]["would_reject"] == 2
     run.verify_all(params)
+
+
+def test_an_integer_a_double_would_round_is_refused_from_a_double_column(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE m (id INTEGER PRIMARY KEY, x INTEGER);",
+                {"m": [(1, 2**53), (2, 2**53 + 1), (3, -(2**63)), (4, 7)]})
+    _execute(pg_db, "CREATE TABLE m (id bigint PRIMARY KEY, x double precision)")
+    params = dict(pg_db, source=sqlite_path, target="existing")
+    result = run.copy(params, on_error="quarantine")
+    assert result["tables"]["m"]["reasons"] == {
+        "integer too large for double precision to hold exactly (it would round it): use numeric or bigint "
+        "(column_types)": 2}
+    assert fetch(params, "SELECT id, x FROM m ORDER BY id") == [(1, float(2**53)), (4, 7.0)]
+    run.verify_all(params)
