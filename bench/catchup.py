@@ -18,6 +18,14 @@ many and deletes a tenth as many. Then, each timed:
 
 All start from the same copy of the source and the same changes, on a server started with
 the benchmark's durable settings.
+
+    python bench/catchup.py --live [--rows 1.3M|5.2M]
+
+The whole window with a live app instead (tests/app/writer.py: inserts, updates, deletes,
+from before the load to after cutover): capture, schema, the load with the proof at P,
+constraints, then ``cutover.apply`` (stop, final pass, DATABASE_URL, start, health and
+moved checks). Prints the write downtime as the report gives it (stop to start), the
+longest pause the app's log shows, and the acknowledged writes missing in PostgreSQL.
 """
 
 import argparse
@@ -34,6 +42,7 @@ sys.path.insert(0, HERE)
 
 import run as bench  # noqa: E402
 
+from sqlite_pg import cutover  # noqa: E402
 from sqlite_pg import run as engine  # noqa: E402
 from sqlite_pg.errors import VerifyError  # noqa: E402
 
@@ -102,10 +111,86 @@ def one(cluster, source, work, changes, mode):
     return steps, proof
 
 
+class LogWatch:
+    """The app's longest pause between two acknowledged writes, from its log, polled."""
+
+    def __init__(self, path):
+        import threading
+
+        self.path, self.longest, self.stop = path, 0.0, False
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self):
+        seen, last = 0, time.monotonic()
+        while not self.stop:
+            try:
+                n = os.path.getsize(self.path)
+            except FileNotFoundError:
+                n = 0
+            now = time.monotonic()
+            if n != seen:
+                self.longest, seen, last = max(self.longest, now - last), n, now
+            time.sleep(0.005)
+
+    def done(self):
+        self.stop = True
+        self.thread.join()
+        return self.longest
+
+
+def live_cutover(cluster, source, work):
+    """The window with the app writing throughout: (downtime, longest pause, final pass, lost, writes)."""
+    root = os.path.dirname(HERE)
+    app_dir = os.path.join(work, "live")
+    os.makedirs(app_dir)
+    path = os.path.join(app_dir, "bot.db")
+    shutil.copyfile(source, path)
+    # WAL, as a long-lived app's file usually is: in rollback-journal mode the bulk copy's read
+    # transaction holds the app's commits past its busy timeout (issue #16, section 4).
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    env_file = os.path.join(app_dir, ".env")
+    with open(env_file, "w") as fh:
+        fh.write(f"DATABASE_URL=sqlite:///{path}\n")
+    pidfile = os.path.join(app_dir, "app.pid")
+    start = (f"nohup {sys.executable} {root}/tests/app/writer.py {app_dir} >> {app_dir}/app.out 2>&1 & "
+             f"echo $! > {pidfile}")
+    db = cluster.fresh_db("catchup_live")
+    params = bench.params_for(dict(source=path, cluster=cluster), db)
+    engine.capture(params)   # before the app starts: SQLite's default journal blocks it during this DDL
+    import subprocess
+
+    subprocess.run(["sh", "-c", start], check=True)
+    try:
+        engine.schema(params, phase="tables")
+        engine.copy(params, passes=3, max_lag=100, prove=True)
+        engine.schema(params, phase="constraints")
+        watch = LogWatch(os.path.join(app_dir, "writes.log"))
+        time.sleep(3)
+        params.update(env_file=env_file, work_dir=os.path.join(app_dir, ".sqlite_pg"), capture=True,
+                      database_url=f"postgresql+psycopg2://postgres@/{db}?host={cluster.sockdir}&port={cluster.port}",
+                      app_stop_command=f"kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
+                                       "do sleep 0.01; done",
+                      app_start_command=start, moved_check_seconds=2)
+        moved = cutover.apply(params, params["work_dir"])
+        time.sleep(3)
+        longest = watch.done()
+    finally:
+        subprocess.run(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null"], check=False)
+    with open(os.path.join(app_dir, "writes.log")) as fh:
+        acknowledged = {line.strip() for line in fh if line.strip() and not line.startswith("#")}
+    on_pg = {r[0] for r in cluster.sql("SELECT telegram_id FROM users", db=db)}
+    cluster.drop_db(db)
+    return moved["write_downtime_seconds"], longest, moved["final_pass_seconds"], len(acknowledged - on_pg), \
+        len(acknowledged)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1.3M", choices=sorted(bench.SIZES))
     parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--live", action="store_true", help="the whole window with a live app")
     args = parser.parse_args()
     cache = os.path.join(HERE, ".cache")
     os.makedirs(cache, exist_ok=True)
@@ -113,6 +198,12 @@ def main():
     cluster = bench.BenchCluster().start()
     try:
         with tempfile.TemporaryDirectory(dir=cache) as work:
+            if args.live:
+                downtime, longest, final, lost, writes = live_cutover(cluster, source, work)
+                print(f"{args.rows}, live app: write downtime {downtime:.2f} s (stop to start; final pass "
+                      f"{final:.2f} s), longest pause in the app's log {longest:.2f} s, {lost} of {writes} "
+                      "acknowledged writes missing in PostgreSQL")
+                return
             for mode, title in MODES.items():
                 steps, proof = one(cluster, source, work, args.changes, mode)
                 total = sum(s[1] for s in steps)

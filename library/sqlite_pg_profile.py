@@ -5,7 +5,9 @@ DOCUMENTATION = r"""
 module: sqlite_pg_profile
 short_description: Tell what a SQLite database really holds, and what the migration will do with it
 description:
-  - Read-only. Reads the SQLite file only; PostgreSQL is not contacted.
+  - Read-only. Reads the SQLite file only; PostgreSQL is not contacted, except with
+    O(target=existing) and O(db) set, when the app's own column types are read from it so that the
+    prediction is made against them (a value too large for the app's C(integer) column is counted).
   - Runs C(PRAGMA integrity_check) and fails on a damaged file.
   - Per table - rows, primary key kind (rowid alias, composite, WITHOUT ROWID, none with its duplicate
     rows), AUTOINCREMENT.
@@ -19,7 +21,9 @@ description:
 extends_documentation_fragment: [sqlite_pg]
 options:
   db:
-    description: Not used by this module (it reads SQLite only); accepted so module_defaults can be shared.
+    description:
+      - Read only with O(target=existing), for the app's column types; otherwise not used (accepted so
+        module_defaults can be shared).
     type: str
     required: false
   max_examples:
@@ -77,6 +81,12 @@ would_reject:
   description: Rows that would not convert, over all tables.
   returned: always
   type: int
+notes:
+  description: What the target model decided (long names cut, foreign keys left out and why) and, with
+    O(target=existing), how the tables were matched to the app's.
+  returned: always
+  type: list
+  elements: str
 summary:
   description: One line per finding an operator can act on.
   returned: always

@@ -70,11 +70,20 @@ class Cluster:
         if self.hba is not None:
             with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as fh:
                 fh.write("\n".join(self.hba) + "\n")
+        self._start()
+        return self
+
+    def _start(self):
         opts = f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 " + " ".join(
             f"-c {k}={v}" for k, v in self.settings.items())
         self._run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-o", opts, "-l",
                   os.path.join(self.root, "log"), "-w", "start")
-        return self
+
+    def crash_restart(self):
+        """Stop the server as a crash would (``-m immediate``: no shutdown checkpoint), then
+        start it: crash recovery runs, as after a power loss."""
+        self._run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+        self._start()
 
     def stop(self):
         with contextlib.suppress(subprocess.CalledProcessError):

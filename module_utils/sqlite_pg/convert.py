@@ -36,6 +36,7 @@ import re
 NULL_IN_NOT_NULL = "NULL in a NOT NULL column"
 NUL_IN_TEXT = "text holds a NUL byte (PostgreSQL cannot store it)"
 NUL_IN_JSON = "JSON holds a NUL character (\\u0000), which jsonb rejects"
+LONE_SURROGATE_IN_JSON = "JSON holds a lone UTF-16 surrogate escape (such as \\ud800), which jsonb rejects"
 INVALID_JSON = "not valid JSON"
 BLOB_NOT_TEXT = "BLOB is not valid UTF-8 text"
 NOT_INTEGER = "not an integer"
@@ -446,6 +447,8 @@ class JsonCodec(Codec):
             (f"typeof({c}) = 'text' AND NOT json_valid({c})", None, INVALID_JSON),
             (f"typeof({c}) = 'text' AND instr({c}, '\\u0000') > 0", None, NUL_IN_JSON),
             *keeps,
+            *([(f"typeof({c}) = 'text' AND instr({c}, '\\u') > 0 AND s2p_lone_surrogate({_raw(c)}) = 1", None,
+                 LONE_SURROGATE_IN_JSON)] if self.pg_type == "jsonb" else []),
             (f"typeof({c}) = 'text'", _quoted(c), None),
             (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
             (f"typeof({c}) = 'real' AND abs({c}) <= 1.7976931348623157e308", exact_float(c), None),
@@ -832,6 +835,26 @@ def _blob_text(blob, limit):
     return QUOTE + text.replace(QUOTE, QUOTE + QUOTE) + QUOTE
 
 
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.S)
+
+
+def _lone_surrogate(raw):
+    """1 when JSON text has a ``\\uD800``-``\\uDFFF`` escape that is not half of a pair
+    (high then low, adjacent), which jsonb refuses; else 0."""
+    pending = None   # where a high surrogate's escape ended
+    for m in _JSON_ESCAPE.finditer(_text(raw)):
+        code = int(m.group(1), 16) if m.group(1) else None
+        if pending is not None:
+            if code is None or not 0xDC00 <= code <= 0xDFFF or m.start() != pending:
+                return 1
+            pending = None
+        elif code is not None and 0xD800 <= code <= 0xDBFF:
+            pending = m.end()
+        elif code is not None and 0xDC00 <= code <= 0xDFFF:
+            return 1
+    return 0 if pending is None else 1
+
+
 _EPOCH0 = datetime.datetime(1970, 1, 1)
 
 
@@ -928,6 +951,7 @@ def register_functions(conn):
         lambda raw: _json_duplicate_keys(raw, encoding)), deterministic=True)
     conn.create_function("s2p_json_negative_zero", 1, _never_raises(
         lambda raw: _json_negative_zero(raw, encoding)), deterministic=True)
+    conn.create_function("s2p_lone_surrogate", 1, _never_raises(_lone_surrogate), deterministic=True)
 
 
 def raw_json(value):

@@ -213,6 +213,10 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                                rows=source_rows)
 
         ensure_bookkeeping(cur, schema)
+        # The app's deferred foreign keys (target: existing) are checked row by row here, as
+        # plain ones are: a child of a quarantined parent is then quarantined too, instead of
+        # the whole table failing at COMMIT.
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         tid = sql.Identifier(schema, target.name)
         if append_after is None:
             cur.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),

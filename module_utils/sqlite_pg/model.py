@@ -7,6 +7,7 @@ planner, the copy and the verification, so all three agree on names and types.
 import hashlib
 from dataclasses import dataclass, field
 
+from .convert import float_text
 from .errors import SchemaError
 from .introspect import quote_ident
 from .typemap import census as value_census
@@ -75,14 +76,61 @@ def pg_name(*parts, suffix=""):
     return f"{cut}_{digest}"
 
 
+# Column names PostgreSQL reserves for every table (oid stopped being one in PostgreSQL 12).
+SYSTEM_COLUMNS = ("tableoid", "xmin", "cmin", "xmax", "cmax", "ctid")
+MAX_NAME_BYTES = 63
+
+
+def pg_truncate(name):
+    """``name`` as PostgreSQL stores it: cut to 63 bytes at a character boundary, the way the
+    server cuts every identifier it reads (so the app's own queries, spelling the long name,
+    reach the column)."""
+    raw = name.encode()
+    return name if len(raw) <= MAX_NAME_BYTES else raw[:MAX_NAME_BYTES].decode("utf-8", "ignore")
+
+
+def _target_names(kind, sources, rename, key, notes):
+    """{source name: PostgreSQL name} for tables (or one table's columns): renamed as the
+    operator says, else cut as PostgreSQL cuts. Two names that meet, and a column named
+    like a system column, are refused before anything is written."""
+    out = {}
+    for name in sources:
+        wanted = rename.get(key(name))
+        if wanted is not None:
+            if len(wanted.encode()) > MAX_NAME_BYTES:
+                raise SchemaError(f"rename {key(name)!r}: {wanted!r} is longer than PostgreSQL's 63 bytes")
+            out[name] = wanted
+            continue
+        out[name] = pg_truncate(name)
+        if out[name] != name:
+            notes.append(f"{kind} {name!r} is longer than PostgreSQL's 63 bytes: named {out[name]!r} "
+                         "(PostgreSQL cuts the app's own spelling the same way)")
+    seen = {}
+    for name, target in out.items():
+        if kind == "column" and target in SYSTEM_COLUMNS:
+            raise SchemaError(
+                f"{key(name)!r}: {target!r} is a PostgreSQL system column name, which no table can have (the "
+                f"app's queries would read the system column instead): name it with the rename option "
+                f"(rename: {{{key(name)!r}: '{target}_'}}) and change the app to match")
+        if target in seen:
+            raise SchemaError(
+                f"{kind}s {key(seen[target])!r} and {key(name)!r} both become {target!r} in PostgreSQL (63 bytes "
+                f"at most): give one another name with the rename option (rename: {{{key(name)!r}: '...'}})")
+        seen[target] = name
+    return out
+
+
 def build_model(sqlite_conn, schema, options):
     """TargetTables for the selected tables, keyed by SQLite name, in a load order that puts
     parents before children where the foreign keys allow it."""
     selected = schema.select(options.include_tables, options.exclude_tables)
     names = {t.name for t in selected}
+    notes = []
+    tnames = _target_names("table", [t.name for t in selected], options.rename, lambda n: n, notes)
     model = {}
     for table in selected:
-        model[table.name] = _target_table(sqlite_conn, table, options)
+        model[table.name] = _target_table(sqlite_conn, table, options, tnames[table.name])
+        model[table.name].notes[:0] = [n for n in notes if n.startswith(f"table {table.name!r} ")]
     for table in selected:
         target = model[table.name]
         for fk in table.foreign_keys:
@@ -110,10 +158,10 @@ def load_order(model):
     return order
 
 
-def _target_table(sqlite_conn, table, options):
-    rename = options.rename
-    tname = rename.get(table.name, table.name)
-    colname = {c.name: rename.get(f"{table.name}.{c.name}", c.name) for c in table.columns}
+def _target_table(sqlite_conn, table, options, tname):
+    name_notes = []
+    colname = _target_names("column", [c.name for c in table.columns], options.rename,
+                            lambda n: f"{table.name}.{n}", name_notes)
     census = value_census(sqlite_conn, quote_ident(table.name), {
         c.name: map_declared(c.declared, options.timestamp_type) for c in table.columns
         if f"{table.name}.{c.name}" not in options.column_types and f"{table.name}.{c.name}" not in options.enums
@@ -134,9 +182,8 @@ def _target_table(sqlite_conn, table, options):
         columns.append(TargetColumn(colname[col.name], col.name, pg_type,
                                     col.notnull or bool(col.pk_position), col.default, identity, enum,
                                     options.interval_units.get(key, "microseconds")))
-    target = TargetTable(tname, table, columns, tuple(colname[c] for c in table.primary_key))
-    if len({c.name for c in columns}) != len(columns):
-        raise SchemaError(f"table {table.name!r}: two columns map to the same PostgreSQL name")
+    target = TargetTable(tname, table, columns, tuple(colname[c] for c in table.primary_key), notes=name_notes)
+    _refuse_merged_keys(sqlite_conn, table, columns, census)
     for c in columns:
         if c.pg_type != map_declared(table.column(c.source).declared, options.timestamp_type) and \
                 f"{table.name}.{c.source}" not in options.column_types and not c.enum:
@@ -156,7 +203,10 @@ def _target_table(sqlite_conn, table, options):
         if index.origin == "u":
             target.uniques.append((pg_name(tname, *cols, suffix="key"), cols))
         else:
-            target.indexes.append((index.name, cols, index.descending, index.unique))
+            iname = pg_name(index.name)
+            if iname != index.name:
+                target.notes.append(f"index {index.name!r} is longer than PostgreSQL's 63 bytes: named {iname!r}")
+            target.indexes.append((iname, cols, index.descending, index.unique))
     # A plain index on exactly the primary key column is redundant (SQLAlchemy's index=True on id).
     kept = []
     for idx in target.indexes:
@@ -190,6 +240,18 @@ def _add_foreign_key(target, fk, model, names, schema):
         return
     ccolname = {c.source: c.name for c in target.columns}
     cols = tuple(ccolname[c] for c in fk.columns)
+    mismatch = [(c, r) for c, r in zip(cols, ref_target, strict=True)
+                if _key_family(target.column(c).pg_type) != _key_family(parent.column(r).pg_type)]
+    if mismatch:
+        # SQLite compares such keys after converting one side; PostgreSQL has no equality
+        # between them, so the constraint cannot exist (nor can verify check it).
+        child, ref = mismatch[0]
+        target.notes.append(
+            f"foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}({', '.join(ref_cols)}): column {child!r} is "
+            f"{target.column(child).pg_type} but {parent.name}.{ref} is {parent.column(ref).pg_type}; not created "
+            f"(to keep it, give both one type: column_types {{'{target.source.name}.{target.column(child).source}': "
+            f"'{parent.column(ref).pg_type}'}})")
+        return
     target.foreign_keys.append(dict(
         name=pg_name(target.name, *cols, suffix="fkey"), columns=cols, ref_source=fk.ref_table,
         ref_table=parent.name, ref_columns=ref_target,
@@ -197,6 +259,44 @@ def _add_foreign_key(target, fk, model, names, schema):
     ))
 
 
+def _key_family(pg_type):
+    """Types a foreign key can join in PostgreSQL (one btree operator family)."""
+    base = pg_type.split("(")[0].strip()
+    if base in ("text", "character varying", "character"):
+        return "text"
+    if base in ("bigint", "integer", "smallint"):
+        return "integer"
+    if base in ("double precision", "real"):
+        return "float"
+    return base
+
+
 def _action(text):
     text = (text or "NO ACTION").upper()
     return text if text in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION") else "NO ACTION"
+
+
+def _refuse_merged_keys(sqlite_conn, table, columns, census):
+    """An untyped key column holding text and numbers (``1`` and ``'1'``) becomes text: keys
+    SQLite keeps apart would become one, and the key could not be built. Refused up front,
+    naming them, rather than merged."""
+    mixed = {c.source for c in columns if c.pg_type == "text" and
+             sum(1 for n in census.get(c.source, {}).values() if n) > 1}
+    for cols in [table.primary_key] + [i.columns for i in table.indexes if i.unique and i.columns]:
+        if not cols or not mixed & set(cols):
+            continue
+        as_text = ", ".join(f"CASE typeof({quote_ident(c)}) WHEN 'real' THEN {float_text(quote_ident(c))} "
+                            f"ELSE CAST({quote_ident(c)} AS TEXT) END" for c in cols)
+        spelled = " || ', ' || ".join(f"quote({quote_ident(c)}) || ' (' || typeof({quote_ident(c)}) || ')'"
+                                      for c in cols)
+        present = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in cols)   # NULLs never meet in a key
+        rows = sqlite_conn.execute(
+            f"SELECT group_concat({spelled}, ' and '), count(*) OVER () FROM {quote_ident(table.name)} "
+            f"WHERE {present} GROUP BY {as_text} HAVING count(*) > 1 LIMIT 3").fetchall()
+        if rows:
+            raise SchemaError(
+                f"table {table.name!r}: key ({', '.join(cols)}) is spelled two ways in {rows[0][1]} case(s) that "
+                f"SQLite keeps apart but PostgreSQL would store as one text, e.g. {'; '.join(r[0] for r in rows)}: "
+                "nothing was "
+                "written. Make each key one spelling in SQLite (the app stores it two ways), or leave the table "
+                "out (exclude_tables)")

@@ -122,10 +122,14 @@ def read_owner(cur, schema):
 
 
 def foreign_tables(cur, schema):
-    """Tables, views and sequences-owning relations in the schema that are not bookkeeping."""
+    """Tables, views and sequences-owning relations in the schema that are not bookkeeping,
+    nor an extension's own (pg_stat_statements' views, PostGIS's spatial_ref_sys)."""
     cur.execute("""SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                      AND c.relname <> ALL(%s) ORDER BY 1""", (schema, list(BOOKKEEPING)))
+                      AND c.relname <> ALL(%s)
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                         AND d.objid = c.oid AND d.deptype = 'e')
+                    ORDER BY 1""", (schema, list(BOOKKEEPING)))
     return [r[0] for r in cur.fetchall()]
 
 

@@ -20,7 +20,7 @@ from collections import Counter
 
 from . import convert
 from .connection import integrity_check, snapshot_readers
-from .ddl import translate_default
+from .ddl import convert_default
 from .errors import short_repr
 from .introspect import quote_ident
 from .typemap import map_declared, needs_census, why_chosen
@@ -312,7 +312,10 @@ def _finish_table(plan):
             info["examples"] = plan.details[i, "examples"]
         default = table.column(col.source).default
         if default is not None and not col.identity:
-            info["default"] = dict(sqlite=default, postgresql=translate_default(default, col.pg_type))
+            translated, why = convert_default(default, col.pg_type)
+            info["default"] = dict(sqlite=default, postgresql=translated)
+            if why:
+                info["default"]["why_not"] = why
         result_columns[col.source] = info
     return dict(
         rows=rows,
@@ -338,7 +341,7 @@ def _examples(conn, table, col, codec, limit):
     out = []
     for row in conn.execute(f"SELECT {key_sql}, {c}, ({codec.problem(c)}) AS p FROM {quote_ident(table.name)} "
                             f"WHERE p IS NOT NULL LIMIT {int(limit)}"):
-        key = dict(zip(keys, row[:len(keys)], strict=True))
+        key = {k: convert.raw_json(v) for k, v in zip(keys, row[:len(keys)], strict=True)}
         out.append(dict(key=key, value=short_repr(convert.raw_json(row[len(keys)])), reason=row[-1]))
     return out
 
@@ -407,7 +410,8 @@ def summary(tables, fk_orphans, on_error="error"):
                              "millisecond value(s), converted by magnitude")
             default = cinfo.get("default")
             if default and default["postgresql"] is None and default["sqlite"].upper() != "NULL":
-                lines.append(f"{name}.{col}: default {default['sqlite']} has no PostgreSQL equivalent")
+                lines.append(f"{name}.{col}: default {default['sqlite']} "
+                             f"{default.get('why_not') or 'has no PostgreSQL equivalent'}; left out")
         if info["primary_key"]["kind"] == "none" and info["primary_key"].get("duplicate_rows"):
             lines.append(f"{name}: no primary key and {info['primary_key']['duplicate_rows']} duplicate row(s); "
                          "all are copied")

@@ -11,7 +11,7 @@ from . import ddl, introspect, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
 from .convert import INTERVAL_UNITS
-from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError
+from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError, faults
 from .existing import bind_existing
 from .model import Options, build_model
 
@@ -74,23 +74,29 @@ def opened(params, writes=False, check_mode=False):
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
-        require_utf8(sqlite_conn, params["source"])
-        schema = introspect.read_schema(sqlite_conn)
-        model = build_model(sqlite_conn, schema, options)
-        pg_conn = connect_pg(params)
-        try:
-            _own_target(params, pg_conn, options.schema, sqlite_conn, writes, check_mode)
-            if params.get("target", "create") == "existing":
-                with pg_conn.cursor() as cur:
-                    model, notes = bind_existing(cur, model, options.schema, params.get("exclude_columns") or (),
-                                                 params.get("column_defaults"))
-                pg_conn.rollback()
-                schema.notes = notes
-            yield sqlite_conn, pg_conn, schema, model, options
-        finally:
-            pg_conn.close()
+        with faults(params["source"]):
+            require_utf8(sqlite_conn, params["source"])
+            schema = introspect.read_schema(sqlite_conn)
+            model = build_model(sqlite_conn, schema, options)
+            pg_conn = connect_pg(params)
+            try:
+                _own_target(params, pg_conn, options.schema, sqlite_conn, writes, check_mode)
+                if params.get("target", "create") == "existing":
+                    model, notes = _bind_existing(params, pg_conn, model, options)
+                    schema.notes = notes
+                yield sqlite_conn, pg_conn, schema, model, options
+            finally:
+                pg_conn.close()
     finally:
         sqlite_conn.close()
+
+
+def _bind_existing(params, pg_conn, model, options):
+    with pg_conn.cursor() as cur:
+        bound = bind_existing(cur, model, options.schema, params.get("exclude_columns") or (),
+                              params.get("column_defaults"))
+    pg_conn.rollback()
+    return bound
 
 
 def schema(params, phase="tables", orphans="error", check_mode=False):
@@ -234,13 +240,33 @@ def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=
 
 
 def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None):
-    """Profile the source (reads SQLite only); raises DataProfileError over ``max_rejects``."""
+    """Profile the source; raises DataProfileError over ``max_rejects``. Reads SQLite only,
+    and with ``target: existing`` (and ``db``) the app's column types from PostgreSQL."""
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
-        require_utf8(sqlite_conn, params["source"])
-        model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
-        result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
+        with faults(params["source"]):
+            require_utf8(sqlite_conn, params["source"])
+            model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
+            notes = [f"{t.name}: {n}" for t in model.values() for n in t.notes]
+            unbound = None
+            if params.get("target") == "existing" and params.get("db"):
+                # Predict against the app's own column types, as the copy will write them.
+                try:
+                    pg_conn = connect_pg(params)
+                    try:
+                        model, bound = _bind_existing(params, pg_conn, model, options)
+                        notes += bound
+                    finally:
+                        pg_conn.close()
+                except (ConnectError, SchemaError) as exc:
+                    unbound = (f"target: existing, but the app's tables could not be read ({exc}): predicted "
+                               "against the types the migration would create, not the app's")
+            result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
+            result["notes"] = notes
+            if unbound:
+                notes.append(unbound)
+                result["summary"].append(unbound)
     finally:
         sqlite_conn.close()
     result["changed"] = False

@@ -70,6 +70,19 @@ def independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, only
     units = {c.target: c.codec.unit for c in columns if isinstance(c.codec, convert.IntervalCodec)}
     return readback.compare(sqlite_conn, cur, target, schema, types,
                             _rejected_keys(cur, schema, target.source.name), max_diffs, units, only_keys=only_keys)
+def _refused_at_load(cur, schema, target):
+    """Rows that convert but PostgreSQL refused at load and the copy quarantined (a child of
+    a quarantined parent, refused by its foreign key): out of the converted source, as they
+    are out of the target. Returns how many."""
+    keys = target.source.primary_key
+    if not keys or len(keys) != len(target.primary_key):
+        return 0
+    pairs = sql.SQL(", ").join(sql.SQL("{}, t.{}").format(sql.Literal(k), sql.Identifier(c))
+                               for k, c in zip(keys, target.primary_key, strict=True))
+    cur.execute(sql.SQL("DELETE FROM {} t WHERE EXISTS (SELECT 1 FROM {} r WHERE r.table_name = %s "
+                        "AND r.source_key = jsonb_build_object({}))").format(
+        sql.Identifier(_TEMP), sql.Identifier(schema, REJECTS), pairs), (target.source.name,))
+    return cur.rowcount
 
 
 CHECKS = ("all", "content")
@@ -100,6 +113,8 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
             cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
             converted, _, _, _ = _careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
         rejected = _rejected(cur, schema, target.source.name)
+        if rejected:
+            converted -= _refused_at_load(cur, schema, target)
         src_count, src_sum = _checksum(cur, sql.Identifier(_TEMP), names)
         dst_count, dst_sum = _checksum(cur, tid, names)
         result.update(source_rows=source_rows, target_rows=dst_count, rejected=rejected,
@@ -228,8 +243,15 @@ def _readiness_problems(cur, schema, target):
         cols = tuple(fk["columns"])
         if fk["name"] in constraints and not any(c[:len(cols)] == cols for c in covered):
             problems.append(f"foreign key {fk['name']} ({', '.join(cols)}) is not covered by an index")
-    cur.execute("SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
-                "WHERE relid = %s::regclass", (rel,))
+    # Crash recovery (a server restart) resets pg_stat_user_tables but keeps what ANALYZE
+    # wrote: the statistics (pg_statistic, read through pg_stats) and, for an empty table,
+    # which has none, reltuples = 0 (-1 until a table is first analyzed or vacuumed).
+    cur.execute(sql.SQL("SELECT s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL "
+                        "OR EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = %s AND tablename = %s) "
+                        "OR (c.reltuples = 0 AND NOT EXISTS (SELECT 1 FROM {})) "
+                        "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                        "WHERE s.relid = %s::regclass").format(
+        sql.Identifier(schema, target.name)), (schema, target.name, rel))
     row = cur.fetchone()
     if row is not None and not row[0]:
         problems.append("statistics were never gathered (ANALYZE has not run since the load)")

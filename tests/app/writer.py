@@ -1,7 +1,9 @@
 """The app under migration, as a real process: it keeps writing users, ideas and analyses
 through the app's own models, to whatever ``DATABASE_URL`` its ``.env`` names when it
 starts, and logs every committed write (one line per user's telegram_id), so a test can
-check that not one write was lost.
+check that not one write was lost. Now and then it updates an old row, and deletes an
+analysis it wrote a few writes earlier (not logged: the migration's own verification
+proves deletes kept).
 
     python tests/app/writer.py APP_DIR          # runs until SIGTERM
 """
@@ -23,6 +25,7 @@ def main(app_dir):
     session_factory = make_session_factory(engine)
     log_path = os.path.join(app_dir, "writes.log")
     n = 0
+    own_analyses = []
     with open(log_path, "a", buffering=1) as log:
         log.write(f"# start pid={os.getpid()} url={engine.url.drivername}\n")
         while not stop:
@@ -34,11 +37,18 @@ def main(app_dir):
                 idea = Idea(user_id=user.id, text=f"idea of {tid}")
                 session.add(idea)
                 session.flush()
-                session.add(Analysis(idea_id=idea.id, user_id=user.id, status=AnalysisStatus.DONE, tokens_used=n))
+                analysis = Analysis(idea_id=idea.id, user_id=user.id, status=AnalysisStatus.DONE, tokens_used=n)
+                session.add(analysis)
+                session.flush()
+                own_analyses.append(analysis.id)
                 if n % 10 == 9:   # now and then the app changes an old row too
                     old = session.get(Analysis, 1 + n % 50)
                     if old is not None:
                         old.tokens_used = (old.tokens_used or 0) + 1
+                if n % 10 == 4 and len(own_analyses) > 5:   # and deletes one it wrote a moment ago
+                    gone = session.get(Analysis, own_analyses.pop(-6))
+                    if gone is not None:
+                        session.delete(gone)
                 session.commit()
             log.write(tid + "\n")   # only after the commit
             n += 1

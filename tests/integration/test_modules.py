@@ -101,6 +101,33 @@ def test_failures_are_messages_not_tracebacks(tmp_path, pg_db, source):
         assert result["failed"] and "Traceback" not in json.dumps(result)
 
 
+def test_text_that_is_not_utf8_and_a_corrupt_file_reach_the_operator_as_messages(tmp_path, pg_db, sqlite_path):
+    """A key that is not valid UTF-8 made Ansible refuse the profile's result ("Refusing to
+    deserialize an invalid UTF8 string"); a corrupt file was "unexpected error"."""
+    import sqlite3
+
+    make_sqlite(sqlite_path, "CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT); INSERT INTO t VALUES "
+                             "(CAST(X'ff41' AS TEXT), 'a'), ('b', 'b');")
+    broken = str(tmp_path / "broken.db")
+    make_sqlite(broken, "CREATE TABLE z (id INTEGER PRIMARY KEY, v TEXT);", {"z": [(i, "z" * 300) for i in range(3000)]})
+    conn = sqlite3.connect(broken)
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'z' AND pagetype = 'leaf'")]
+    conn.close()
+    with open(broken, "r+b") as fh:
+        fh.seek((pages[len(pages) // 2] - 1) * size)
+        fh.write(b"\xa5" * size)
+    params = dict(pg_db, source=sqlite_path)
+    results = play(tmp_path, params, [
+        {"name": "profile", "sqlite_pg_profile": {"on_error": "quarantine", "integrity_check": False}},
+        {"name": "corrupt", "sqlite_pg_profile": {"source": broken, "integrity_check": False}, "ignore_errors": True},
+    ])
+    examples = results["profile"]["tables"]["t"]["columns"]["k"]["examples"]
+    assert examples[0]["key"] == {"k": {"invalid_utf8_hex": "ff41"}}
+    assert results["corrupt"]["failed"] and "is corrupt" in results["corrupt"]["msg"]
+    assert "unexpected error" not in results["corrupt"]["msg"] and "backup" in results["corrupt"]["msg"]
+
+
 def _documented(module):
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-M", "library", "--json",
                           module], cwd=ROOT, capture_output=True, text=True, check=True,

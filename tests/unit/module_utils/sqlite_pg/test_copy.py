@@ -550,3 +550,33 @@ def test_a_utf16_file_is_refused_up_front_with_the_way_out(pg_db, sqlite_path):
     for call in (lambda: run.profile(params), lambda: run.schema(params), lambda: run.copy(params)):
         with pytest.raises(SourceError, match=r"stores text as UTF-16le.*\.dump \| sqlite3 NEW\.db"):
             call()
+
+
+@pytest.mark.parametrize("deferrable", ["DEFERRABLE INITIALLY DEFERRED", "DEFERRABLE", ""])
+def test_a_child_of_a_quarantined_parent_is_quarantined_under_the_apps_deferred_key(pg_db, sqlite_path,
+                                                                                     deferrable):
+    """target: existing with the app's DEFERRABLE INITIALLY DEFERRED foreign key: the parent
+    row too long for varchar(3) is quarantined, and its child with it (checked row by row, as
+    a plain key is), instead of the copy failing at COMMIT. Every source row is in PostgreSQL
+    or in the rejects table, and verification accounts for both."""
+    from sqlite_pg.connection import connect_pg
+
+    make_sqlite(sqlite_path, "CREATE TABLE p (id INTEGER PRIMARY KEY, code VARCHAR(3));"
+                             "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));",
+                {"p": [(1, "abc"), (2, "toolong")], "c": [(1, 1), (2, 2), (3, 1)]})
+    conn = connect_pg(pg_db)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE p (id integer PRIMARY KEY, code varchar(3)); CREATE TABLE c (id integer "
+                    f"PRIMARY KEY, p_id integer REFERENCES p(id) {deferrable})")
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path, target="existing")
+    result = run.copy(params, on_error="quarantine")
+    assert result["tables"]["p"]["rejected"] == 1 and result["tables"]["c"]["rejected"] == 1
+    assert fetch(params, "SELECT id, p_id FROM c ORDER BY id") == [(1, 1), (3, 1)]
+    assert fetch(params, "SELECT table_name, source_key, reason FROM _migration_rejects ORDER BY id") == [
+        ("p", {"id": 2}, "code: longer than 3 characters"),
+        ("c", {"id": 2}, '(row): PostgreSQL refused the value: insert or update on table "c" violates foreign '
+                         'key constraint "c_p_id_fkey"')]
+    report = run.verify_all(params)
+    assert report["tables"]["c"]["rejected"] == 1 and report["tables"]["c"]["content_ok"]

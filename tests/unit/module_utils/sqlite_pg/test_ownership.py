@@ -117,6 +117,17 @@ def test_tables_no_migration_created_are_refused_unless_the_app_owns_them(pg_db,
     run.verify_all(source)
 
 
+def test_an_extensions_own_relations_are_not_foreign_tables(pg_db, tmp_path):
+    """roles/postgresql creates pg_stat_statements in every database it manages: its views
+    in public are the extension's, not an app's tables, and do not block the load."""
+    source = dict(pg_db, source=_source(tmp_path / "bot.db", "a"), source_host="app1")
+    fetch(pg_db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT 1")
+    assert fetch(pg_db, "SELECT to_regclass('public.pg_stat_statements') IS NOT NULL") == [(True,)]
+    assert run.target(source, check_mode=True)["decision"] == "claim"
+    migrate(source)
+    run.verify_all(source)
+
+
 def test_the_apps_own_schema_is_claimed(pg_db, tmp_path):
     source = dict(pg_db, source=_source(tmp_path / "bot.db", "a"), source_host="app1", target="existing")
     conn = connect_pg(pg_db)

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from sqlite_pg import run
+from sqlite_pg import convert, run
 from sqlite_pg.errors import ProfileError
 from tests.conftest import fetch, make_sqlite, migrate
 
@@ -295,3 +295,51 @@ def test_enum_labels_from_the_models_are_predicted_as_the_copy_refuses_them(pg_d
     result = migrate(params, on_error="quarantine")["tables"]["job"]
     assert (result["rows"], result["rejected"], result["reasons"]) == (3, 2, {reason: 2})
     assert fetch(params, "SELECT id, status::text FROM job ORDER BY id") == [(1, "QUEUED"), (2, "DONE"), (5, None)]
+
+
+def test_a_key_that_is_not_utf8_and_lone_json_surrogates_are_named_not_crashed_on(pg_db, sqlite_path):
+    """A text key that is not valid UTF-8 came back in the examples as a str Ansible refuses
+    to carry ("Refusing to deserialize an invalid UTF8 string"): now as its bytes. A JSON
+    "\\ud800" (lone surrogate escape, which jsonb refuses) is predicted, as the copy rejects it;
+    a proper pair and an escaped backslash are not."""
+    import json
+
+    make_sqlite(sqlite_path, "CREATE TABLE t (k TEXT PRIMARY KEY, j JSONB);"
+                             "INSERT INTO t VALUES (CAST(X'ff41' AS TEXT), '{}'), ('hi', '{\"a\": \"\\ud800\"}'), "
+                             "('lo', '\"\\udc00\"'), ('pair', '\"\\ud83d\\ude00\"'), ('esc', '[\"\\\\ud800\"]');")
+    params = dict(pg_db, source=sqlite_path)
+    result = run.profile(params, on_error="quarantine")
+    json.dumps(result, ensure_ascii=False).encode("utf-8")   # strict UTF-8: what Ansible carries
+    columns = result["tables"]["t"]["columns"]
+    assert columns["k"]["examples"][0]["key"] == {"k": {"invalid_utf8_hex": "ff41"}}
+    assert columns["j"]["problems"] == {convert.LONE_SURROGATE_IN_JSON: 2}
+    assert result["would_reject"] == 3
+    run.schema(params, phase="tables")
+    copied = run.copy(params, on_error="quarantine")
+    assert copied["rejected"] == 3
+    assert fetch(params, "SELECT k, j::text FROM t ORDER BY k") == [("esc", '["\\\\ud800"]'), ("pair", '"😀"')]
+
+
+def test_the_profile_predicts_against_the_apps_own_types(pg_db, sqlite_path):
+    """target: existing: 3,000,000,000 headed for the app's integer column is predicted as a
+    reject (it was would_reject: 0 against the bigint the migration would create), as the
+    copy then rejects it."""
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);", {"t": [(1, 3_000_000_000), (2, 7)]})
+    fetch(pg_db, "CREATE TABLE t (id integer PRIMARY KEY, n integer); SELECT 1")
+    params = dict(pg_db, source=sqlite_path, target="existing")
+    result = run.profile(params, on_error="quarantine")
+    assert result["would_reject"] == 1
+    assert result["tables"]["t"]["columns"]["n"]["problems"] == {"out of range for integer": 1}
+    with pytest.raises(ProfileError, match="1 row"):
+        run.profile(params, max_rejects=0)
+    copied = run.copy(params, on_error="quarantine")
+    assert copied["rejected"] == 1 and fetch(params, "SELECT id, n FROM t") == [(2, 7)]
+
+
+def test_without_the_apps_tables_the_profile_says_what_it_predicted_against(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);", {"t": [(1, 3_000_000_000)]})
+    result = run.profile(dict(pg_db, source=sqlite_path, target="existing"))
+    assert result["would_reject"] == 0
+    assert any(line.startswith("target: existing, but the app's tables could not be read (") and
+               line.endswith("predicted against the types the migration would create, not the app's")
+               for line in result["summary"])
