@@ -151,6 +151,7 @@ def test_json_into_an_existing_jsonb_column_is_refused_when_jsonb_would_change_i
                 {"j": [(1, '{"a":1,"a":2}'), (2, '{"x": -0.0}'), (3, '{"b": 1,  "a": 2}')]})
     _execute(pg_db, "CREATE TABLE j (id bigint PRIMARY KEY, doc jsonb)")
     params = dict(pg_db, source=sqlite_path, target="existing")
+    assert run.profile(params)["tables"]["j"]["columns"]["doc"]["problems"] == {convert.JSONB_CHANGES: 2}
     result = run.copy(params, on_error="quarantine")
     assert result["tables"]["j"]["reasons"] == {convert.JSONB_CHANGES: 2}
     assert fetch(params, "SELECT id, doc FROM j") == [(3, {"a": 2, "b": 1})]   # key order is not meaning
