@@ -648,8 +648,7 @@ class TemporalCodec(Codec):
             # is taken from the text itself.
             whole = _without_fraction(c, 21)
             value = _with_fraction(f"datetime({whole})", c, 21, "timestamp")
-            text_rules = [(f"{iso} AND datetime({whole}) IS NOT NULL AND {value} IS NOT NULL",
-                           f"({value}{zone})", None)]
+            text_rules = [(f"{iso} AND {value} IS NOT NULL", f"({value}{zone})", None)]
         return self._fits_precision(text_rules + [
             (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
              f"s2p_epoch({c}, {kind})", None)]) + [
@@ -674,8 +673,11 @@ def _with_fraction(base, c, start, kind):
     """``base`` (whole seconds) with the fraction of ``c`` that starts at ``start``: up to six
     digits kept, more rounded half to even by ``round_fraction`` (NULL past year 9999)."""
     d = _digits_from(c, start)
+    # Up to six digits (the common case, cheaply): CAST stops at the first non-digit.
+    six = f"substr(substr(CAST(CAST('1' || substr({c}, {start}, 6) AS INTEGER) AS TEXT), 2) || '000000', 1, 6)"
     return (f"(CASE WHEN substr({c}, {start - 1}, 1) != '.' THEN {base} "
-            f"WHEN length({d}) <= 6 OR rtrim(substr({d}, 7), '0') = '' THEN {base} || '.' || substr({d} || '000000', 1, 6) "
+            f"WHEN substr({c}, {start + 6}, 1) NOT GLOB '[0-9]' THEN {base} || '.' || {six} "
+            f"WHEN rtrim(substr({d}, 7), '0') = '' THEN {base} || '.' || substr({d}, 1, 6) "
             f"ELSE s2p_round_fraction({base}, {d}, '{kind}') END)")
 
 
