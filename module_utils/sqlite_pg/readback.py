@@ -71,7 +71,9 @@ def _moment_from_text(text):
     """ISO date/time text as a naive UTC datetime (offset applied), or None."""
     if len(text) in (19, 26) and text[10] in " T" and text[4] == "-" and text[19:20] in ("", "."):
         try:   # the common shapes, by the standard library's parser (no offset, at most six digits)
-            return datetime.datetime.fromisoformat(text)
+            moment = datetime.datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                return moment
         except ValueError:
             pass
     m = _MOMENT.fullmatch(text.strip())
