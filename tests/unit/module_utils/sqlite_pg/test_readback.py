@@ -136,3 +136,52 @@ def test_random_values_read_back_the_same_on_the_fast_and_the_careful_path(pg_db
     assert second["tables"]["r"]["rejected"] == first["tables"]["r"]["rejected"] + 1
     assert fetch(params, "SELECT * FROM r ORDER BY id") == fast
     run.verify_all(params)
+
+
+def _random_json(rnd, depth=0):
+    kind = rnd.choice(["obj", "arr", "num", "str", "lit"] if depth < 3 else ["num", "str", "lit"])
+    if kind == "obj":
+        keys = [rnd.choice(["a", "b", "é", "k\\u0061", "ka"]) for _ in range(rnd.randint(0, 4))]
+        return "{" + ", ".join(f'"{k}": {_random_json(rnd, depth + 1)}' for k in keys) + "}"
+    if kind == "arr":
+        return "[" + ",".join(_random_json(rnd, depth + 1) for _ in range(rnd.randint(0, 3))) + "]"
+    if kind == "num":
+        return rnd.choice(["-0", "-0.0", "0", "1e2", "1.50", "-12", "123456789012345678901234567890", "2.5E-3"])
+    if kind == "str":
+        return rnd.choice(['"x"', '"-0"', '"a,b"', '"\\"q\\": 1"', '""'])
+    return rnd.choice(["true", "false", "null"])
+
+
+def test_random_json_and_untyped_values_read_back_the_same(pg_db, sqlite_path):
+    rnd = random.Random(7)
+    rows = [(i, _random_json(rnd), _random_json(rnd),
+             rnd.choice([rnd.randint(-2**63, 2**63 - 1), rnd.uniform(-1, 1), -0.0, "t", b"\x01", None]))
+            for i in range(1, 1501)]
+    rows.append((1501, '{"plain": [1, 2]}', '{"a": 1}', 1))
+    make_sqlite(sqlite_path, "CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSON, other JSON, anything);"
+                             "CREATE TABLE jb (id INTEGER PRIMARY KEY, doc JSON);",
+                {"j": rows, "jb": [(i, doc) for i, doc, _, _ in rows]})
+    # jb is told to be jsonb: what jsonb would change is refused, the rest is read back the same.
+    params = dict(pg_db, source=sqlite_path, column_types={"jb.doc": "jsonb"})
+    result = migrate(params, on_error="quarantine")
+    assert result["tables"]["j"]["rejected"] == 0
+    assert set(result["tables"]["jb"]["reasons"]) == {convert.JSONB_CHANGES}
+    assert 100 < result["tables"]["jb"]["rejected"] < 1400
+    report = run.verify_all(params)["tables"]
+    assert report["j"]["independent"]["rows"] == 1501 and report["j"]["independent"]["unchecked"] == 0
+    assert report["jb"]["independent"]["rows"] == 1501 - result["tables"]["jb"]["rejected"]
+    assert fetch(params, "SELECT doc::text, other::text FROM j WHERE id = 1501") == [('{"plain": [1, 2]}', '{"a": 1}')]
+
+
+def test_jsonb_normalising_without_the_check_fails_verify(pg_db, sqlite_path, monkeypatch):
+    make_sqlite(sqlite_path, "CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSON);",
+                {"j": [(1, '{"a": 1, "a": 2}'), (2, '{"x": -0.0}'), (3, '{"b": 1, "a": [1, 2]}')]})
+    params = dict(pg_db, source=sqlite_path)
+    monkeypatch.setattr(convert, "jsonb_changes", lambda c: "0")   # the check of issue 16, taken out
+    migrate(params)
+    assert fetch(params, "SELECT doc::text FROM j ORDER BY id") == [('{"a": 2}',), ('{"x": 0.0}',),
+                                                                   ('{"a": [1, 2], "b": 1}',)]
+    with pytest.raises(VerifyError) as err:
+        run.verify_all(params)
+    differs = err.value.report["j"]["differences"]
+    assert [d["key"] for d in differs] == [{"id": 1}, {"id": 2}]   # key order alone is not a change
