@@ -476,8 +476,8 @@ class IntervalCodec(Codec):
     microseconds by default: Django's DurationField on SQLite); date/time text is the
     difference from 1970-01-01 00:00:00 (SQLAlchemy's Interval on SQLite stores the epoch
     plus the duration); other text is read by PostgreSQL's interval syntax ('1 day 02:00',
-    'P1DT2H'), except a bare number, whose unit is unknown. Written as hours:minutes:seconds
-    with the fraction, never read as seconds."""
+    'P1DT2H'), except a bare number, whose unit is unknown. Written as days and seconds, as
+    a Python timedelta holds the duration (``interval_text``), never read as seconds."""
 
     def __init__(self, pg_type, notnull=False, unit="microseconds"):
         super().__init__(pg_type, notnull)
@@ -504,12 +504,13 @@ _INTERVAL_MAX = 2**63 - 1
 
 
 def interval_text(micros):
-    """A signed count of microseconds as interval input: hours:minutes:seconds.fraction."""
+    """A signed count of microseconds as interval input, in days and seconds as Python's
+    timedelta holds it (and as psycopg2 writes one): an app writing the same duration
+    through its ORM on PostgreSQL stores the very same interval."""
     if not -_INTERVAL_MAX <= micros <= _INTERVAL_MAX:
         return None
-    sign = "-" if micros < 0 else ""
-    seconds, fraction = divmod(abs(micros), 1_000_000)
-    return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{fraction:06d}"
+    delta = datetime.timedelta(microseconds=micros)
+    return f"{delta.days} days {delta.seconds}.{delta.microseconds:06d} seconds"
 
 
 def _interval(number, factor):
