@@ -55,6 +55,8 @@ def to_sqlite(value, declared="", unit="microseconds"):
     if isinstance(value, datetime.time):
         return value.isoformat(timespec="microseconds")
     if isinstance(value, decimal.Decimal):
+        if value.as_tuple().exponent >= 0 and -2**63 <= value < 2**63:
+            return int(value)   # written without a point: an integer (a double would round past 2**53)
         return int(value) if value == value.to_integral_value() and "INT" in declared.upper() else float(value)
     if isinstance(value, memoryview):
         return value.tobytes()

@@ -138,3 +138,15 @@ def test_intervals_go_back_in_the_form_the_app_wrote(pg_db, sqlite_path):
         (1, 5400000000, "1970-01-01 01:30:00.000000", 90),
         (2, 172800000001, "1969-12-31 23:59:59.000000", 120)]
     run.verify_all(params)
+
+
+def test_a_numeric_column_chosen_for_wide_integers_goes_back_exactly(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE n (id INTEGER PRIMARY KEY, v ANY) STRICT;",
+                {"n": [(1, 9007199254740993), (2, 0.5), (3, 2.0)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    fetch(params, "INSERT INTO n (v) VALUES (9007199254740995) RETURNING id")
+    run.copy_back(params)
+    got = sqlite3.connect(sqlite_path).execute("SELECT v, typeof(v) FROM n ORDER BY id").fetchall()
+    assert got == [(9007199254740993, "integer"), (0.5, "real"), (2.0, "real"), (9007199254740995, "integer")]
+    run.verify_all(params)
