@@ -279,8 +279,10 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
     units = units or {}
     out = dict(rows=0, unchecked=0, mismatches=0, differences=[], problems=[])
     if not target.primary_key:
-        out["problems"] = []
-        out["skipped"] = "no primary key: rows cannot be paired"
+        if only_keys is None and target.source.has_rowid:
+            _compare_in_order(sqlite_conn, cur, target, schema, types, rejected_keys, limit, units, out)
+        else:
+            out["skipped"] = "no primary key: rows cannot be paired"
         return out
     table = target.source
     cols = [c for c in target.columns if c.name in types]
@@ -362,6 +364,72 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
 
 
 _BOOLEAN = {**{k: True for k in _TRUE}, **{k: False for k in _FALSE}}
+
+
+# Rows of a table without a key that do not pair in order, matched by the rules at most.
+MAX_UNORDERED = 1000
+
+
+def _compare_in_order(sqlite_conn, cur, target, schema, types, rejected_keys, limit, units, out):
+    """A table without a key: the copy loads it whole, in rowid order, so its rows are paired
+    in that order (the target's by ctid). Rows that do not pair so (the target was reordered)
+    are matched by the rules among themselves; what stays unmatched differs."""
+    table = target.source
+    cols = [c for c in target.columns if c.name in types]
+    checks = [_checker(types[c.name], units.get(c.name, "microseconds")) for c in cols]
+    raws = ", ".join('"' + c.source.replace('"', '""') + '"' for c in cols)
+    taken = {n.lower() for n in table.column_names}
+    rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+    if rowid is None:
+        out["skipped"] = "no primary key, and no rowid to order by"
+        return
+    source = sqlite_conn.execute(f'SELECT {rowid}, {raws} FROM "{table.name.replace(chr(34), chr(34) * 2)}" '
+                                 f"ORDER BY {rowid}")
+    source = (row[1:] for row in source if not (rejected_keys and _key_of({"rowid": row[0]}) in rejected_keys))
+    select = sql.SQL(", ").join(_select(c.name, types[c.name]) for c in cols)
+    ordered = cur.connection.cursor(name="s2p_readback")   # server-side: bounded memory
+    ordered.itersize = 5000
+    ordered.execute(sql.SQL("SELECT {} FROM {} ORDER BY ctid").format(select, sql.Identifier(schema, target.name)))
+    target_rows = iter(ordered)
+
+    def equal(values, got):
+        for check, v, g in zip(checks, values, got, strict=True):
+            if type(v) is type(g) and v == g and (v or type(v) is not float):
+                continue
+            verdict = check(v, g)
+            if verdict is UNCHECKED:
+                out["unchecked"] += 1
+            elif not verdict:
+                return False
+        return True
+
+    lonely_source, lonely_target = [], []
+    for values in source:
+        out["rows"] += 1
+        got = next(target_rows, None)
+        if got is None or not equal(values, got):
+            lonely_source.append(values)
+            if got is not None:
+                lonely_target.append(got)
+    lonely_target.extend(target_rows)
+    ordered.close()
+    if len(lonely_source) > MAX_UNORDERED or len(lonely_target) > MAX_UNORDERED:
+        _note(out, limit, dict(kind="differs when read back", row=f"{len(lonely_source)} source row(s) do not "
+                                                                    "pair with the target's in order"))
+    else:
+        for values in lonely_source:
+            hit = next((k for k, got in enumerate(lonely_target) if equal(values, got)), None)
+            if hit is None:
+                _note(out, limit, dict(kind="missing in target when read back",
+                                       row={c.name: _show(v) for c, v in zip(cols, values, strict=True)}))
+            else:
+                lonely_target.pop(hit)
+        for got in lonely_target:
+            _note(out, limit, dict(kind="not in source when read back",
+                                   row={c.name: _show(g) for c, g in zip(cols, got, strict=True)}))
+    if out["differences"]:
+        out["problems"].append(f"read back, {out['mismatches']} row(s) of a table without a key differ from the "
+                               "source by the independent rules (a conversion changed them)")
 
 
 def _checker(pg_type, unit):
