@@ -4,7 +4,8 @@ SQLite value by rules written here, in Python, that share nothing with the copy'
 codec-converted source agree anyway; this path still sees the difference.
 
 Rows are paired by primary key (the source's keys, read by the same rules, looked up in
-the target); quarantined rows are left out by their recorded keys. Per target type,
+the target), or, for a table without one, in load order; quarantined rows are left out by
+their recorded keys. Per target type,
 what a SQLite value must read back as:
 
 - integers: the same integer (text in PostgreSQL's syntax: ASCII digits, a sign);
