@@ -66,6 +66,24 @@ options:
     type: str
     default: timestamp
     choices: [timestamp, timestamptz]
+  nocase:
+    description:
+      - How a C(COLLATE NOCASE) text column keeps ignoring case. C(collation) - a case-insensitive ICU
+        collation (C(=), ORDER BY, UNIQUE ignore case; LIKE on the column fails before PostgreSQL 18).
+        C(citext) - the citext type (needs the extension; LIKE works, ignoring case). C(lower_index) - the
+        column compares case-sensitively, only its unique keys hold on C(lower()); named in the notes.
+    type: str
+    default: collation
+    choices: [collation, citext, lower_index]
+  generated_columns:
+    description:
+      - C(stored) - a generated column whose expression translates becomes C(GENERATED ALWAYS AS ... STORED)
+        (PostgreSQL computes it; it is not copied). C(plain) - every generated column is a plain column
+        holding the copied values. An expression that does not translate is always a plain column, named in
+        the notes.
+    type: str
+    default: stored
+    choices: [stored, plain]
   column_types:
     description: Per-column type overrides, C(table.column) -> PostgreSQL type.
     type: dict
@@ -139,7 +157,7 @@ options:
     default: 60
 notes:
   - Requires psycopg2 on the host that runs the module.
-  - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the
+  - O(timestamp_type), O(nocase), O(generated_columns), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the
     target model; give the same values to M(sqlite_pg_schema), M(sqlite_pg_copy) and M(sqlite_pg_verify).
 requirements:
   - psycopg2

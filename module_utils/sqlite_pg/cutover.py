@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 
-from . import run
+from . import run, source
 from .errors import MigrationError, VerifyError
 
 JOURNAL = "cutover.json"
@@ -140,9 +140,15 @@ class _Window:
         self.journal_path = os.path.join(work_dir, JOURNAL)
         self.journal = {}
         self.warnings = []
+        self.seconds = {}   # phase -> seconds it took: where the write downtime goes
+        self.since = None
 
     def note(self, phase, **fields):
-        self.journal.update(fields, phase=phase, pid=os.getpid(), at=time.time())
+        now = time.monotonic()
+        if self.since is not None:
+            self.seconds[self.journal["phase"]] = round(now - self.since, 3)
+        self.since = now
+        self.journal.update(fields, phase=phase, pid=os.getpid(), at=time.time(), seconds=self.seconds)
         write_json(self.journal_path, self.journal)
 
     def previous_url(self):
@@ -249,7 +255,8 @@ def apply(params, work_dir, record=None, timeout=300, lock_wait=600):
             left = dict(left, phase="final_pass", stopped=True, stopped_at=time.time())
         # A worker that died inside the final pass left the app stopped: the window goes on
         # from there (its write downtime counted from that stop).
-        resumed = left.get("stopped_at") if left.get("phase") == "final_pass" and left.get("stopped") else None
+        resumed = left.get("stopped_at") if left.get("phase") in ("final_pass", "pg_capture") and left.get("stopped") \
+            else None
         return _window(window, previous, record or {}, timeout, resumed)
     finally:
         lock.close()
@@ -268,9 +275,11 @@ def _window(window, previous, record, timeout, resumed_stop):
             stopped = True
         window.note("final_pass", stopped=True, stopped_at=stopped_at)
         pass_started = time.monotonic()
-        copied, verified, path = window.final_pass(params.get("on_error") or "error", bool(params.get("capture")),
-                                                   deadline)
+        with source.frozen_counts():   # the app is stopped: each table counted once
+            copied, verified, path = window.final_pass(params.get("on_error") or "error",
+                                                       bool(params.get("capture")), deadline)
         final_pass_seconds = round(time.monotonic() - pass_started, 3)
+        window.note("pg_capture")
         if params.get("capture"):
             try:
                 run.capture(params, state="present", side="postgresql")
@@ -311,8 +320,8 @@ def _window(window, previous, record, timeout, resumed_stop):
                  write_downtime_seconds=downtime, previous_database_url=previous,
                  target=dict(host=params.get("login_host") or "", port=int(params.get("port") or 5432),
                              db=params.get("db"), schema=params.get("schema") or "public"),
-                 rows=verified.get("rows"), verified=path)
+                 rows=verified.get("rows"), verified=path, window_seconds=dict(window.seconds))
     write_json(os.path.join(window.work_dir, STATE), state)
     window.note("done", downtime=downtime)
     return dict(changed=True, decision="moved", write_downtime_seconds=downtime, final_pass_seconds=final_pass_seconds,
-                path=path, final_copy=copied, final_verify=verified, state=state, warnings=window.warnings)
+                seconds=window.seconds, path=path, final_copy=copied, final_verify=verified, state=state, warnings=window.warnings)

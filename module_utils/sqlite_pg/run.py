@@ -13,7 +13,7 @@ from .connection import connect_pg, open_sqlite, require_utf8
 from .convert import INTERVAL_UNITS
 from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError, faults
 from .existing import bind_existing
-from .model import Options, build_model
+from .model import Options, build_model, plan_views
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
 
@@ -43,6 +43,8 @@ def options_from(params):
         interval_units=_interval_units(params.get("interval_units") or {}),
         rename=dict(params.get("rename") or {}),
         enums=enums,
+        nocase=params.get("nocase") or "collation",
+        generated_columns=params.get("generated_columns") or "stored",
     )
 
 
@@ -108,8 +110,13 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         phases = ()   # the app owns the schema: nothing is created, the binding is checked
     with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
         queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
+        views, view_notes = plan_views(source, model, options) if "constraints" in phases else ([], [])
+        notes.extend(view_notes)
+        if "tables" in phases:
+            notes.extend(f"trigger {name!r} not migrated: its logic belongs to the app or must be rewritten in "
+                         "PL/pgSQL" for name in source.triggers)
         for one in phases:
-            plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode)
+            plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode, views=views)
             pg_conn.rollback()
             if check_mode:
                 queries.extend(plan.as_strings(pg_conn))
