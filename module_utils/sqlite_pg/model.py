@@ -32,6 +32,7 @@ class Options:
     timestamp_type: str = "timestamp without time zone"
     column_types: dict = field(default_factory=dict)    # "table.column" -> PostgreSQL type
     interval_units: dict = field(default_factory=dict)  # "table.column" -> what an integer counts (interval)
+    choose_types: bool = True   # scan JSON and TIME columns for json / timetz (the schema and the profile do)
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
     enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
     nocase: str = "collation"                           # one of NOCASE_MODES
@@ -186,6 +187,7 @@ def _target_table(sqlite_conn, table, options, tname):
         c.name: map_declared(c.declared, options.timestamp_type) for c in table.columns
         if f"{table.name}.{c.name}" not in options.column_types and f"{table.name}.{c.name}" not in options.enums
         and needs_census(map_declared(c.declared, options.timestamp_type))
+        and (options.choose_types or map_declared(c.declared, options.timestamp_type) is None)
     })
     alias = table.rowid_alias
     columns = []

@@ -5,6 +5,7 @@ opened. Errors are the typed ones from ``errors``; nothing here prints or exits.
 """
 
 import contextlib
+import dataclasses
 
 from . import copy as copier
 from . import ddl, introspect, ownership, verify
@@ -68,12 +69,13 @@ def _own_target(params, pg_conn, schema, sqlite_conn, writes, check_mode):
 
 
 @contextlib.contextmanager
-def opened(params, writes=False, check_mode=False):
+def opened(params, writes=False, check_mode=False, choose_types=True):
     """(sqlite connection, PostgreSQL connection, source schema, target model, options).
 
     With ``target: existing`` the model is bound to the tables the app created. ``writes``:
-    the call changes the target (see ``_own_target``)."""
-    options = options_from(params)
+    the call changes the target (see ``_own_target``). ``choose_types=False``: the call
+    converts by the catalog's types, so JSON and TIME columns are not scanned to choose them."""
+    options = dataclasses.replace(options_from(params), choose_types=choose_types)
     sqlite_conn = open_sqlite(params["source"])
     try:
         with faults(params["source"]):
@@ -154,7 +156,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     changed, done, proof = False, 0, None
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, source, model, options):
         while True:
             # With prove, the last pass is one more (a short catch-up): the proof runs on its snapshot.
             more = prove and not check_mode and (done + 1 >= passes)
@@ -213,7 +215,7 @@ def check_moved(params, wait=0):
     import time
 
     time.sleep(max(0, wait))
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         written = sqlite_writes(sqlite_conn, pg_conn, model, options.schema)
     if written:
         raise MigrationError(
@@ -230,7 +232,7 @@ def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=
     changed since (each table's ``path`` says which way it was verified)."""
     if checks not in verify.CHECKS:
         raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks,
                                        since_proof)
     report = {r["table"]: r for r in results}
@@ -296,7 +298,7 @@ def copy_back(params, check_mode=False, sqlite_untouched=False):
     from . import copy_back as back
     from . import pg_capture
 
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
@@ -373,7 +375,7 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
             finally:
                 pg_conn.close()
             return dict(changed=bool(statements), statements=statements, tables=[], log_rows=None)
-        with opened(params, writes=True, check_mode=check_mode) as (_sqlite_conn, pg_conn, _source, model, options):
+        with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (_sqlite_conn, pg_conn, _source, model, options):
             statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
         return dict(changed=bool(statements), statements=statements, tables=sorted(model), log_rows=None)
     options = options_from(params)
