@@ -41,7 +41,7 @@ def common_argument_spec():
         include_tables=dict(type="list", elements="str", default=[]),
         exclude_tables=dict(type="list", elements="str", default=[]),
         timestamp_type=dict(type="str", default="timestamp", choices=["timestamp", "timestamptz"]),
-        nocase=dict(type="str", default="collation", choices=["collation", "citext", "lower_index"]),
+        nocase=dict(type="str", default="citext", choices=["collation", "citext", "lower_index"]),
         generated_columns=dict(type="str", default="stored", choices=["stored", "plain"]),
         column_types=dict(type="dict", default={}),
         interval_units=dict(type="dict", default={}),

@@ -35,7 +35,7 @@ class Options:
     choose_types: bool = True   # scan JSON and TIME columns for json / timetz (the schema and the profile do)
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
     enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
-    nocase: str = "collation"                           # one of NOCASE_MODES
+    nocase: str = "citext"                              # one of NOCASE_MODES
     generated_columns: str = "stored"                   # one of GENERATED_MODES
 
 

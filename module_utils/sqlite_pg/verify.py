@@ -345,8 +345,11 @@ def proof_for(sqlite_conn, ledger, target, position, tracked):
     if position is None or target.source.name not in tracked or not done or not target.primary_key:
         return None
     proven, caught_up = done[5], done[4]
-    if proven is None or caught_up != position or proven > position:
-        return None   # no proof, or the copy is not at this snapshot (the app still writes?)
+    if proven is None or caught_up is None or proven > position or caught_up > position:
+        return None   # no proof, or the copy is from another snapshot
+    if caught_up < position and capture.pending(sqlite_conn, target.source.name, caught_up, position):
+        return None   # the copy is behind this snapshot (the app still writes?)
+    # (A copy behind with nothing logged since - a table the app left alone - is at this snapshot.)
     if capture.unkeyed(sqlite_conn, target.source, proven, position):
         return None   # a gap in the log (capture re-created, a NULL key): nothing is known
     return proven
