@@ -90,6 +90,14 @@ options:
     description: Per-column type overrides, C(table.column) -> PostgreSQL type.
     type: dict
     default: {}
+  interval_units:
+    description:
+      - What an integer counts in an C(interval) column, C(table.column) -> C(microseconds), C(milliseconds)
+        or C(seconds). Without an entry an integer is microseconds (Django's C(DurationField) on SQLite).
+      - Date/time text in an C(interval) column is the difference from 1970-01-01 00:00:00 (SQLAlchemy's
+        C(Interval) on SQLite); a number written as text is refused (its unit is unknown).
+    type: dict
+    default: {}
   rename:
     description: Explicit renames, C(table) or C(table.column) -> new name. Names are otherwise kept exactly.
     type: dict

@@ -44,6 +44,7 @@ def common_argument_spec():
         nocase=dict(type="str", default="citext", choices=["collation", "citext", "lower_index"]),
         generated_columns=dict(type="str", default="stored", choices=["stored", "plain"]),
         column_types=dict(type="dict", default={}),
+        interval_units=dict(type="dict", default={}),
         rename=dict(type="dict", default={}),
         models=dict(type="str"),
         app_path=dict(type="path"),

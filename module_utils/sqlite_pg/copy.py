@@ -153,7 +153,8 @@ def target_codecs(cur, schema, target):
         typ, notnull, labels = catalog[col.name]
         # NOT NULL from the catalog, or from the key: SQLite lets NULL into non-integer primary keys.
         plans.append(ColumnPlan(col.name, col.source,
-                                convert.codec_for(typ, notnull or col.name in target.primary_key, labels)))
+                                convert.codec_for(typ, notnull or col.name in target.primary_key, labels,
+                                                  col.interval_unit)))
     return plans
 
 

@@ -79,7 +79,8 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
                 computed.add(cname)
                 notes.append(f"column {key}: generated in {schema}.{tname}, computed there (not copied)")
                 continue
-            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None))
+            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None,
+                                        interval_unit=col.interval_unit))
         mapped = {c.name for c in columns} | computed
         extra = {}
         for cname, info in catalog.items():

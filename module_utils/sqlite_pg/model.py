@@ -11,7 +11,8 @@ from .convert import float_text
 from .errors import SchemaError
 from .introspect import quote_ident
 from .sqlexpr import EXPR_WORDS, Untranslatable, closing, quote_pg, split_top, tokenize, translate_expr
-from .typemap import map_census, map_declared, normalize_type
+from .typemap import census as value_census
+from .typemap import choose_type, map_declared, needs_census, normalize_type
 
 # How a COLLATE NOCASE column is kept (option ``nocase``): a case-insensitive ICU collation,
 # the citext type, or only its uniqueness by a unique index on lower() (docs/design.md).
@@ -30,6 +31,8 @@ class Options:
     exclude_tables: tuple = ()
     timestamp_type: str = "timestamp without time zone"
     column_types: dict = field(default_factory=dict)    # "table.column" -> PostgreSQL type
+    interval_units: dict = field(default_factory=dict)  # "table.column" -> what an integer counts (interval)
+    choose_types: bool = True   # scan JSON and TIME columns for json / timetz (the schema and the profile do)
     rename: dict = field(default_factory=dict)          # "table" or "table.column" -> new name
     enums: dict = field(default_factory=dict)           # "table.column" -> (ENUM type name, labels)
     nocase: str = "citext"                              # one of NOCASE_MODES
@@ -45,6 +48,7 @@ class TargetColumn:
     default: str | None  # SQLite default text (translated by ddl)
     identity: bool = False
     enum: tuple | None = None   # (type name, labels) when the column is a PostgreSQL ENUM
+    interval_unit: str = "microseconds"   # what an integer counts, should the column be an interval
     nocase: str = ""     # how its COLLATE NOCASE is kept: 'collation' or 'citext' ('' when not)
     generated: str = ""  # PostgreSQL expression of a GENERATED ALWAYS ... STORED column
 
@@ -179,11 +183,12 @@ def _target_table(sqlite_conn, table, options, tname):
     name_notes = []
     colname = _target_names("column", [c.name for c in table.columns], options.rename,
                             lambda n: f"{table.name}.{n}", name_notes)
-    census = _census(sqlite_conn, table, [
-        c for c in table.columns
+    census = value_census(sqlite_conn, quote_ident(table.name), {
+        c.name: map_declared(c.declared, options.timestamp_type) for c in table.columns
         if f"{table.name}.{c.name}" not in options.column_types and f"{table.name}.{c.name}" not in options.enums
-        and map_declared(c.declared, options.timestamp_type) is None
-    ])
+        and needs_census(map_declared(c.declared, options.timestamp_type))
+        and (options.choose_types or map_declared(c.declared, options.timestamp_type) is None)
+    })
     alias = table.rowid_alias
     columns = []
     for col in table.columns:
@@ -194,10 +199,11 @@ def _target_table(sqlite_conn, table, options, tname):
         elif key in options.column_types:
             pg_type = normalize_type(options.column_types[key], key)
         else:
-            pg_type = map_declared(col.declared, options.timestamp_type) or map_census(census.get(col.name, {}))
+            pg_type = choose_type(map_declared(col.declared, options.timestamp_type), census.get(col.name))
         identity = col.name == alias and pg_type in ("bigint", "integer")
         columns.append(TargetColumn(colname[col.name], col.name, pg_type,
-                                    col.notnull or bool(col.pk_position), col.default, identity, enum))
+                                    col.notnull or bool(col.pk_position), col.default, identity, enum,
+                                    options.interval_units.get(key, "microseconds")))
     target = TargetTable(tname, table, columns, tuple(colname[c] for c in table.primary_key), notes=name_notes)
     _refuse_merged_keys(sqlite_conn, table, columns, census)
     for c in columns:
@@ -479,24 +485,6 @@ def _refuse_merged_keys(sqlite_conn, table, columns, census):
                 "nothing was "
                 "written. Make each key one spelling in SQLite (the app stores it two ways), or leave the table "
                 "out (exclude_tables)")
-
-
-def _census(sqlite_conn, table, columns):
-    """typeof() counts for the given columns, in one scan of the table."""
-    if not columns:
-        return {}
-    parts = []
-    for col in columns:
-        q = quote_ident(col.name)
-        for cls in ("integer", "real", "text", "blob"):
-            parts.append(f"sum(typeof({q}) = '{cls}')")
-    row = sqlite_conn.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(table.name)}").fetchone()
-    out = {}
-    for i, col in enumerate(columns):
-        out[col.name] = dict(zip(("integer", "real", "text", "blob"), (v or 0 for v in row[i * 4:i * 4 + 4]),
-                                 strict=True))
-    return out
-
 
 
 # --- views ----------------------------------------------------------------------------------

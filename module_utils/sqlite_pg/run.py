@@ -5,16 +5,25 @@ opened. Errors are the typed ones from ``errors``; nothing here prints or exits.
 """
 
 import contextlib
+import dataclasses
 
 from . import copy as copier
 from . import ddl, introspect, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
+from .convert import INTERVAL_UNITS
 from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError, faults
 from .existing import bind_existing
 from .model import Options, build_model, plan_views
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
+
+
+def _interval_units(units):
+    wrong = {k: v for k, v in units.items() if v not in INTERVAL_UNITS}
+    if wrong:
+        raise SchemaError(f"interval_units: {wrong} - each unit must be one of {', '.join(INTERVAL_UNITS)}")
+    return dict(units)
 
 
 def options_from(params):
@@ -32,6 +41,7 @@ def options_from(params):
         exclude_tables=tuple(params.get("exclude_tables") or ()),
         timestamp_type=TIMESTAMP_TYPES[ts],
         column_types=dict(params.get("column_types") or {}),
+        interval_units=_interval_units(params.get("interval_units") or {}),
         rename=dict(params.get("rename") or {}),
         enums=enums,
         nocase=params.get("nocase") or "citext",
@@ -59,12 +69,13 @@ def _own_target(params, pg_conn, schema, sqlite_conn, writes, check_mode):
 
 
 @contextlib.contextmanager
-def opened(params, writes=False, check_mode=False):
+def opened(params, writes=False, check_mode=False, choose_types=True):
     """(sqlite connection, PostgreSQL connection, source schema, target model, options).
 
     With ``target: existing`` the model is bound to the tables the app created. ``writes``:
-    the call changes the target (see ``_own_target``)."""
-    options = options_from(params)
+    the call changes the target (see ``_own_target``). ``choose_types=False``: the call
+    converts by the catalog's types, so JSON and TIME columns are not scanned to choose them."""
+    options = dataclasses.replace(options_from(params), choose_types=choose_types)
     sqlite_conn = open_sqlite(params["source"])
     try:
         with faults(params["source"]):
@@ -149,7 +160,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     changed, done, proof = False, 0, None
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, source, model, options):
         plan = plan_reading(sqlite_conn, read_from)
         read = plan.as_dict()   # check mode reads the file itself (counts only) and says what a run would do
         while True:
@@ -216,7 +227,7 @@ def check_moved(params, wait=0):
     import time
 
     time.sleep(max(0, wait))
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         written = sqlite_writes(sqlite_conn, pg_conn, model, options.schema)
     if written:
         raise MigrationError(
@@ -237,7 +248,7 @@ def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=
 
     if checks not in verify.CHECKS:
         raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options), \
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options), \
             reading(sqlite_conn, plan_reading(sqlite_conn, read_from), snapshot_dir) as (snapshot, read):
         results = verify.verify_tables(snapshot, pg_conn, model, options.schema, max_diffs, orphans, checks,
                                        since_proof)
@@ -311,7 +322,7 @@ def copy_back(params, check_mode=False, sqlite_untouched=False):
     from . import copy_back as back
     from . import pg_capture
 
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
@@ -388,7 +399,7 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
             finally:
                 pg_conn.close()
             return dict(changed=bool(statements), statements=statements, tables=[], log_rows=None)
-        with opened(params, writes=True, check_mode=check_mode) as (_sqlite_conn, pg_conn, _source, model, options):
+        with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (_sqlite_conn, pg_conn, _source, model, options):
             statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
         return dict(changed=bool(statements), statements=statements, tables=sorted(model), log_rows=None)
     options = options_from(params)
