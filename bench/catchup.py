@@ -173,7 +173,15 @@ def live_cutover(cluster, source, work):
                       app_stop_command=f"kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
                                        "do sleep 0.01; done",
                       app_start_command=start, moved_check_seconds=2)
-        moved = cutover.apply(params, params["work_dir"])
+        if os.environ.get("BENCH_PROFILE"):   # where the window's time goes, by function
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            moved = profiler.runcall(cutover.apply, params, params["work_dir"])
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        else:
+            moved = cutover.apply(params, params["work_dir"])
         time.sleep(3)
         longest = watch.done()
     finally:

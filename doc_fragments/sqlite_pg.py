@@ -66,8 +66,36 @@ options:
     type: str
     default: timestamp
     choices: [timestamp, timestamptz]
+  nocase:
+    description:
+      - How a C(COLLATE NOCASE) text column keeps ignoring case. C(citext) (the default) - the citext type
+        (C(=), ORDER BY, UNIQUE and LIKE ignore case, as SQLite's do; the extension is created, trusted since
+        PostgreSQL 13, or the role is told to ask for it). C(collation) - a case-insensitive ICU collation
+        (C(=), ORDER BY, UNIQUE ignore case; but LIKE on the column fails before PostgreSQL 18, so an app
+        that searches the column breaks). C(lower_index) - the column compares case-sensitively, only its
+        unique keys hold on C(lower()); named in the notes.
+    type: str
+    default: citext
+    choices: [collation, citext, lower_index]
+  generated_columns:
+    description:
+      - C(stored) - a generated column whose expression translates becomes C(GENERATED ALWAYS AS ... STORED)
+        (PostgreSQL computes it; it is not copied). C(plain) - every generated column is a plain column
+        holding the copied values. An expression that does not translate is always a plain column, named in
+        the notes.
+    type: str
+    default: stored
+    choices: [stored, plain]
   column_types:
     description: Per-column type overrides, C(table.column) -> PostgreSQL type.
+    type: dict
+    default: {}
+  interval_units:
+    description:
+      - What an integer counts in an C(interval) column, C(table.column) -> C(microseconds), C(milliseconds)
+        or C(seconds). Without an entry an integer is microseconds (Django's C(DurationField) on SQLite).
+      - Date/time text in an C(interval) column is the difference from 1970-01-01 00:00:00 (SQLAlchemy's
+        C(Interval) on SQLite); a number written as text is refused (its unit is unknown).
     type: dict
     default: {}
   rename:
@@ -131,8 +159,33 @@ options:
     default: 60
 notes:
   - Requires psycopg2 on the host that runs the module.
-  - O(timestamp_type), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the
+  - O(timestamp_type), O(nocase), O(generated_columns), O(column_types), O(rename), O(include_tables) and O(exclude_tables) shape the
     target model; give the same values to M(sqlite_pg_schema), M(sqlite_pg_copy) and M(sqlite_pg_verify).
 requirements:
   - psycopg2
+"""
+
+    # Where the long reads of the source take their rows from (profile, copy, verify).
+    READING = r"""
+options:
+  read_from:
+    description:
+      - Where this module reads the SQLite file's rows. A read takes one consistent snapshot; in a
+        rollback-journal file (SQLite's and SQLAlchemy's default journal mode) a snapshot held for the
+        whole read makes every write of the app wait, and past its busy timeout (often 5 s) fail.
+      - C(auto) - a WAL file is read in place (its readers never block writers); a rollback-journal file
+        is copied under a short read lock (the app's writes wait that long, about 0.3 s per 300 MB) and
+        the copy is read; with change capture, what the app writes meanwhile is caught up from the log.
+        RV(read) says which way was taken and why.
+      - C(live) - read the file itself, e.g. when the app is stopped (no page copy to wait for).
+      - C(page_copy) - always read a page copy.
+    type: str
+    default: auto
+    choices: [auto, live, page_copy]
+  snapshot_dir:
+    description:
+      - Directory for the page copy (a private subdirectory, mode 0700, removed after the read; one left by
+        a killed run is removed by the next). Needs room for a copy of the file. Default - the system's
+        temporary directory.
+    type: path
 """

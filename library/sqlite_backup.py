@@ -3,9 +3,14 @@
 
 DOCUMENTATION = r"""
 module: sqlite_backup
-short_description: Back up a live SQLite file with SQLite's backup API
+short_description: Back up a live SQLite file, consistent while the app writes
 description:
   - Copies a consistent state of the database even while the app writes to it (unlike C(cp)).
+  - In WAL mode through SQLite's backup API, in one step (the app's writes go on). In a rollback-journal
+    file (SQLite's default) the file is copied under a read lock, as SQLite's documentation describes;
+    the app's writes wait (not fail) for that long - RV(lock_seconds); 0.3 s for a 325 MB file in the benchmark.
+    A backup taken a few pages at a time would start over at each of the app's commits and, with an
+    app that writes steadily, never finish.
   - The copy is named C(<file>.<UTC timestamp>.bak), checked with C(PRAGMA integrity_check),
     made mode 0600, and its SHA-256 is returned.
   - Every run makes a new backup (C(changed=true)); playbooks decide when one is due.
@@ -50,6 +55,11 @@ size:
   description: Size of the backup in bytes.
   returned: success and not check mode
   type: int
+lock_seconds:
+  description: How long the backup held its read lock on the file (in a rollback-journal file, the
+    longest the app's writes waited for it).
+  returned: success and not check mode
+  type: float
 """
 
 from ansible.module_utils.basic import AnsibleModule

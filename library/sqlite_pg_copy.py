@@ -6,7 +6,8 @@ module: sqlite_pg_copy
 short_description: Copy a SQLite database's rows into PostgreSQL, fast and without loss
 description:
   - Streams each table through PostgreSQL C(COPY) with bounded memory, from one consistent snapshot
-    of the source (a read transaction; in WAL mode the app can keep writing).
+    of the source - the file itself in WAL mode, a page copy in a rollback-journal file (see O(read_from)),
+    so the app keeps writing either way.
   - Converts each value by the target column's type, as the target's catalog says - 0/1 and spelled
     booleans, ISO 8601 date/time text (offsets folded into UTC) and Unix epochs in seconds or
     milliseconds, JSON text to jsonb, integers beyond int4, text in numeric columns, BLOB or text
@@ -18,7 +19,7 @@ description:
     highest rowid are unchanged since its copy is left alone (C(changed=false)).
   - Identity and serial sequences are set past max(id) and past SQLite's AUTOINCREMENT high-water mark;
     each table is ANALYZEd after its load.
-extends_documentation_fragment: [sqlite_pg]
+extends_documentation_fragment: [sqlite_pg, sqlite_pg.reading]
 options:
   on_error:
     description:
@@ -81,6 +82,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+read:
+  description: Where the source was read and why - the file's journal mode, C(live) or C(page_copy), and for a
+    page copy how long its read lock held the app's writes (the longest of the passes) and its size.
+  returned: always
+  type: dict
+  sample: {journal_mode: delete, way: page_copy, why: "rollback journal (delete): ...", lock_seconds: 0.23,
+           bytes: 325201920}
 notes:
   description: With O(target=existing), how tables and columns were matched and what target-only columns get.
   returned: always
@@ -119,6 +127,7 @@ lag:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sqlite_pg import run as engine
+from ansible.module_utils.sqlite_pg.backup import reading_argument_spec
 from ansible.module_utils.sqlite_pg.connection import common_argument_spec
 from ansible.module_utils.sqlite_pg_module import run
 
@@ -133,10 +142,11 @@ def main():
         max_lag=dict(type="int", default=0),
         prove=dict(type="bool", default=False),
     )
+    spec.update(reading_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.copy(p, on_error=p["on_error"], force=p["force"], check_mode=module.check_mode,
                                       progress_file=p["progress_file"], passes=p["passes"], max_lag=p["max_lag"],
-                                      prove=p["prove"]))
+                                      prove=p["prove"], read_from=p["read_from"], snapshot_dir=p["snapshot_dir"]))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ description:
     and milliseconds); boolean spellings; integers beyond int4; SQLite defaults and their PostgreSQL
     translation.
   - Orphan rows per foreign key, and a plain summary an operator can act on.
-extends_documentation_fragment: [sqlite_pg]
+extends_documentation_fragment: [sqlite_pg, sqlite_pg.reading]
 options:
   db:
     description:
@@ -64,6 +64,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+read:
+  description: Where the source was read and why (the copy reads the same way) - the file's journal mode, C(live) or C(page_copy), and for a
+    page copy how long its read lock held the app's writes (the longest of the passes) and its size.
+  returned: always
+  type: dict
+  sample: {journal_mode: delete, way: page_copy, why: "rollback journal (delete): ...", lock_seconds: 0.23,
+           bytes: 325201920}
 integrity:
   description: Result of PRAGMA integrity_check (C(["ok"]) when sound).
   returned: always
@@ -97,6 +104,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sqlite_pg import run as engine
+from ansible.module_utils.sqlite_pg.backup import reading_argument_spec
 from ansible.module_utils.sqlite_pg.connection import common_argument_spec
 from ansible.module_utils.sqlite_pg_module import run
 
@@ -110,9 +118,11 @@ def main():
         on_error=dict(type="str", default="error", choices=["error", "quarantine"]),
         integrity_check=dict(type="bool", default=True),
     )
+    spec.update(reading_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda p: engine.profile(p, max_examples=p["max_examples"], check_integrity=p["integrity_check"],
-                                         on_error=p["on_error"], max_rejects=p["max_rejects"]))
+                                         on_error=p["on_error"], max_rejects=p["max_rejects"],
+                                         read_from=p["read_from"], snapshot_dir=p["snapshot_dir"]))
 
 
 if __name__ == "__main__":

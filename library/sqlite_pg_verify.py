@@ -13,7 +13,7 @@ description:
   - Also checks foreign keys (a C(NOT VALID) one with orphans is reported) and that identity sequences
     are past max(id).
   - Never changes anything; fails when any table differs.
-extends_documentation_fragment: [sqlite_pg]
+extends_documentation_fragment: [sqlite_pg, sqlite_pg.reading]
 options:
   max_diffs:
     description: How many differing rows to name per table.
@@ -72,6 +72,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+read:
+  description: Where the source was read and why - the file's journal mode, C(live) or C(page_copy), and for a
+    page copy how long its read lock held the app's writes (the longest of the passes) and its size.
+  returned: success
+  type: dict
+  sample: {journal_mode: delete, way: page_copy, why: "rollback journal (delete): ...", lock_seconds: 0.23,
+           bytes: 325201920}
 tables:
   description: Per SQLite table, the findings (also returned on failure).
   returned: always
@@ -95,6 +102,7 @@ rows:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sqlite_pg import run as engine
+from ansible.module_utils.sqlite_pg.backup import reading_argument_spec
 from ansible.module_utils.sqlite_pg.connection import common_argument_spec
 from ansible.module_utils.sqlite_pg_module import run
 
@@ -106,11 +114,13 @@ def main():
                 checks=dict(type="str", default="all", choices=["all", "content", "moved"]),
                 since_proof=dict(type="bool", default=False),
                 quiet_seconds=dict(type="int", default=0))
+    spec.update(reading_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if module.params["checks"] == "moved":
         run(module, lambda p: engine.check_moved(p, wait=p["quiet_seconds"]))
     run(module, lambda p: engine.verify_all(p, max_diffs=p["max_diffs"], orphans=p["orphans"], checks=p["checks"],
-                                            since_proof=p["since_proof"]))
+                                            since_proof=p["since_proof"], read_from=p["read_from"],
+                                            snapshot_dir=p["snapshot_dir"]))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ NOT_BOOLEAN = "not a boolean (0/1, true/false, t/f, yes/no, on/off)"
 NOT_DATETIME = "not a recognised date/time"
 NOT_DATE = "not a date (or a date with a time of day)"
 NOT_UUID = "not a UUID"
+TIME_OFFSET = ("time of day with a UTC offset in a time without time zone column (folding the offset would "
+               "change the time): type the column time with time zone (column_types) to keep it")
+JSONB_CHANGES = ("jsonb would change this value (a duplicate object key keeps only the last, -0 loses its sign): "
+                 "type the column json (column_types) to keep it as written")
 NUMBER_IN_BLOB = "number in a BLOB column"
 BLOB_IN_NUMBER = "BLOB in a numeric or date/time column"
 INVALID_UTF8 = "text is not valid UTF-8"
@@ -96,16 +100,39 @@ def _no_quote_char(c):
     return f"instr({c}, {_Q}) = 0"
 
 
+def _negative_zero(c):
+    """-0.0: SQLite keeps its sign but prints it as 0.0; a Python call for zeros only."""
+    return f"{c} = 0 AND s2p_signbit({c})"
+
+
 def float_text(c):
     """A REAL as text that PostgreSQL reads back to the same double: 15 digits when they
-    round-trip (readable, for numeric columns), else 21 significant digits (exact)."""
-    return (f"CASE WHEN CAST(printf('%!.15g', {c}) AS REAL) = {c} THEN printf('%!.15g', {c}) "
-            f"ELSE printf('%!.20e', {c}) END")
+    round-trip (readable, for numeric columns), else 21 significant digits (exact); -0.0
+    keeps its sign."""
+    return (f"CASE WHEN {_negative_zero(c)} THEN '-0.0' WHEN CAST(printf('%!.15g', {c}) AS REAL) = {c} "
+            f"THEN printf('%!.15g', {c}) ELSE printf('%!.20e', {c}) END")
 
 
 def exact_float(c):
-    """A REAL as 21 significant digits: exact, and the cheapest exact form SQLite prints."""
-    return f"printf('%!.20e', {c})"
+    """A REAL as 21 significant digits: exact, and the cheapest exact form SQLite prints
+    (-0.0 keeps its sign)."""
+    return f"CASE WHEN {_negative_zero(c)} THEN '-0.0' ELSE printf('%!.20e', {c}) END"
+
+
+def time_offset(c):
+    """SQL: text that is a time of day followed by a UTC offset ('12:00:00+05:45', '...Z')."""
+    return (f"{c} GLOB '[0-2][0-9]:[0-5][0-9]*' AND "
+            f"substr(ltrim(ltrim({c}, '0123456789:.'), ' '), 1, 1) IN ('+', '-', 'Z', 'z')")
+
+
+def jsonb_changes(c):
+    """SQL: true when jsonb would change what this valid JSON text means - a duplicate object
+    key (jsonb keeps the last) or a negative zero (numeric has no -0). Key order and
+    whitespace are not meaning (RFC 8259); numbers keep their digits in jsonb."""
+    # CASE, not AND: SQLite may evaluate both sides of an AND, and these are the costly parts.
+    return (f"(CASE WHEN NOT json_valid({c}) THEN 0 "
+            f"WHEN instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)}) THEN 1 "
+            f"WHEN instr({c}, ',') = 0 THEN 0 ELSE s2p_json_duplicate_keys({_raw(c)}) END)")
 
 
 def _raw(c):
@@ -215,14 +242,19 @@ class FloatCodec(Codec):
         return (f" AND {c} > {-FLOAT4_OVERFLOW!r} AND {c} < {FLOAT4_OVERFLOW!r} "
                 f"AND ({c} > {FLOAT4_UNDERFLOW!r} OR {c} < {-FLOAT4_UNDERFLOW!r} OR {c} = 0)")
 
+    def _exact_int(self, c):
+        """An integer the type holds exactly: within ±2**53 (double), ±2**24 (real)."""
+        limit = 2**24 if self.pg_type == "real" else 2**53
+        return f"typeof({c}) = 'integer' AND {c} BETWEEN {-limit} AND {limit}"
+
     def clean(self, c):
         if self.pg_type != "real":
-            return f"typeof({c}) IN ('real', 'integer')"
-        return (f"typeof({c}) = 'integer' OR (typeof({c}) = 'real'{self._fits(c)}) "
+            return f"typeof({c}) = 'real' OR ({self._exact_int(c)})"
+        return (f"({self._exact_int(c)}) OR (typeof({c}) = 'real'{self._fits(c)}) "
                 f"OR (typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r})")
 
     def fast_rules(self, c):
-        return [(f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c)), (f"typeof({c}) = 'integer'", c)]
+        return [(f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c)), (self._exact_int(c), c)]
 
     def rules(self, c):
         width = 4 if self.pg_type == "real" else 8
@@ -231,7 +263,9 @@ class FloatCodec(Codec):
             (f"typeof({c}) = 'real'{self._fits(c)}", exact_float(c), None),
             (f"typeof({c}) = 'real' AND abs({c}) > {DOUBLE_MAX!r}", exact_float(c), None),   # infinity
             (f"typeof({c}) = 'real'", None, oor),
-            (f"typeof({c}) = 'integer'", f"CAST({c} AS TEXT)", None),
+            (self._exact_int(c), f"CAST({c} AS TEXT)", None),
+            (f"typeof({c}) = 'integer'", None, f"integer too large for {self.pg_type} to hold exactly "
+                                                 "(it would round it): use numeric or bigint (column_types)"),
             (f"typeof({c}) = 'text' AND trim({c}) = ''", None, EMPTY_IN_NUMBER),
             (f"typeof({c}) = 'text' AND s2p_float({_raw(c)}, {width}) IS NOT NULL", f"s2p_float({_raw(c)}, {width})",
              None),
@@ -402,13 +436,17 @@ class JsonCodec(Codec):
         if self.pg_type == "json":
             return []
         # PostgreSQL's JSON parser checks validity and \u0000; refused chunks take the careful path.
-        return [(f"typeof({c}) = 'text' AND {_no_quote_char(c)}", _quoted_fast(c))]
+        return [(f"typeof({c}) = 'text' AND {_no_quote_char(c)} AND NOT {jsonb_changes(c)}", _quoted_fast(c))]
 
     def rules(self, c):
+        keeps = [] if self.pg_type == "json" else [
+            (f"typeof({c}) = 'text' AND {jsonb_changes(c)}", None, JSONB_CHANGES),
+            (f"typeof({c}) = 'real' AND {_negative_zero(c)}", None, JSONB_CHANGES)]
         return [
             (f"typeof({c}) = 'text' AND instr(CAST({c} AS BLOB), x'00') > 0", None, NUL_IN_TEXT),
             (f"typeof({c}) = 'text' AND NOT json_valid({c})", None, INVALID_JSON),
             (f"typeof({c}) = 'text' AND instr({c}, '\\u0000') > 0", None, NUL_IN_JSON),
+            *keeps,
             *([(f"typeof({c}) = 'text' AND instr({c}, '\\u') > 0 AND s2p_lone_surrogate({_raw(c)}) = 1", None,
                  LONE_SURROGATE_IN_JSON)] if self.pg_type == "jsonb" else []),
             (f"typeof({c}) = 'text'", _quoted(c), None),
@@ -427,6 +465,67 @@ class UuidCodec(Codec):
         ]
 
 
+INTERVAL_UNITS = {"microseconds": 1, "milliseconds": 1000, "seconds": 1_000_000}
+INTERVAL_NUMBER_TEXT = "a number as text in an interval column: its unit is unknown"
+INTERVAL_NOT_WHOLE = "not a whole number of microseconds"
+INTERVAL_OUT_OF_RANGE = "out of range for interval"
+
+
+class IntervalCodec(Codec):
+    """interval. An integer (or a whole real) is a count of ``unit`` (``INTERVAL_UNITS``;
+    microseconds by default: Django's DurationField on SQLite); date/time text is the
+    difference from 1970-01-01 00:00:00 (SQLAlchemy's Interval on SQLite stores the epoch
+    plus the duration); other text is read by PostgreSQL's interval syntax ('1 day 02:00',
+    'P1DT2H'), except a bare number, whose unit is unknown. Written as days and seconds, as
+    a Python timedelta holds the duration (``interval_text``), never read as seconds."""
+
+    def __init__(self, pg_type, notnull=False, unit="microseconds"):
+        super().__init__(pg_type, notnull)
+        self.unit = unit
+
+    def rules(self, c):
+        factor = INTERVAL_UNITS[self.unit]
+        number = f"s2p_interval({c}, {factor})"
+        text = f"s2p_interval_text({_raw(c)})"
+        return [
+            (f"typeof({c}) IN ('integer', 'real') AND {number} IS NOT NULL", number, None),
+            (f"typeof({c}) = 'real' AND {c} != CAST({c} AS INTEGER)", None, INTERVAL_NOT_WHOLE),
+            (f"typeof({c}) IN ('integer', 'real')", None, INTERVAL_OUT_OF_RANGE),
+            (f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}[ T][0-2][0-9]:*' AND {text} IS NOT NULL", text, None),
+            (f"typeof({c}) = 'text' AND s2p_number({_raw(c)})", None, INTERVAL_NUMBER_TEXT),
+            (f"typeof({c}) = 'text' AND trim({c}) != '' AND instr(CAST({c} AS BLOB), x'00') = 0 "
+             f"AND {c} NOT GLOB '{_ISO_DATE}*'", _quoted(c), None),
+            ("1", None, "not an interval"),
+        ]
+
+
+# PostgreSQL's interval keeps its time part in 64-bit microseconds.
+_INTERVAL_MAX = 2**63 - 1
+
+
+def interval_text(micros):
+    """A signed count of microseconds as interval input, in days and seconds as Python's
+    timedelta holds it (and as psycopg2 writes one): an app writing the same duration
+    through its ORM on PostgreSQL stores the very same interval."""
+    if not -_INTERVAL_MAX <= micros <= _INTERVAL_MAX:
+        return None
+    delta = datetime.timedelta(microseconds=micros)
+    return f"{delta.days} days {delta.seconds}.{delta.microseconds:06d} seconds"
+
+
+def _interval(number, factor):
+    value = decimal.Decimal(repr(number) if isinstance(number, float) else number) * factor
+    return interval_text(int(value)) if value == value.to_integral_value() else None
+
+
+def _interval_text(raw, encoding="utf-8"):
+    moment = datetime.datetime.fromisoformat(_text(raw, encoding).strip())
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    delta = moment - _EPOCH0
+    return interval_text((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
 def _after_year0(c):
     """Text that starts with a year from 0001 on (no '-' sign, not 0000): GLOB, as cheap as
     it gets when the first character is 1-9. (Not ``c >= '0001'``: that would take the
@@ -438,20 +537,44 @@ class TemporalCodec(Codec):
     """timestamp, timestamptz, date and time.
 
     Text in ISO 8601 (``T`` or space, optional seconds, fraction, ``Z`` or offset) is
-    normalised by SQLite's own date functions: offsets are folded into UTC, the fraction
-    is kept to the microsecond. Numbers are told apart by magnitude (``EPOCH_*``): Unix
-    seconds, milliseconds, or SQLite Julian day numbers. Values are written in UTC;
-    timestamptz gets ``+00``.
+    normalised by SQLite's own date functions: offsets are folded into UTC. A fraction is
+    kept to the microsecond; digits past it are rounded half to even (``round_fraction``),
+    as PostgreSQL rounds. Numbers are told apart by magnitude (``EPOCH_*``): Unix seconds,
+    milliseconds, or SQLite Julian day numbers. Values are written in UTC; timestamptz
+    gets ``+00``. A time of day keeps its UTC offset in ``time with time zone`` and is
+    refused in ``time without time zone`` (folding it would change the time).
     """
 
     def __init__(self, pg_type, notnull=False):
         super().__init__(pg_type, notnull)
         base = pg_type.split("(")[0]
         self.kind = ("date" if pg_type == "date" else
-                     "time" if base.startswith("time") and not base.startswith("timestamp") else
-                     "timestamptz" if "with time zone" in pg_type else "timestamp")
+                     "timestamptz" if base.startswith("timestamp") and "with time zone" in pg_type else
+                     "timestamp" if base.startswith("timestamp") else
+                     "timetz" if "with time zone" in pg_type else "time")
+        # timestamp(3), time(0): PostgreSQL would round a value to that many fraction digits.
+        m = re.search(r"\((\d)\)", pg_type)
+        self.precision = int(m.group(1)) if m and int(m.group(1)) < 6 and self.kind != "date" else None
+
+    def _fits_precision(self, rules):
+        """Refuse, before each accepting rule, a value with more fraction digits than the
+        type's precision keeps (as numeric(p,s) does), rather than let PostgreSQL round it."""
+        if self.precision is None:
+            return rules
+        start = 10 if self.kind in ("time", "timetz") else 21
+        p = self.precision
+        reason = f"more fraction digits than {self.pg_type} keeps (it would round the value)"
+        out = []
+        for cond, value, why in rules:
+            if value is not None:
+                out.append((f"{cond} AND substr({value}, {start - 1}, 1) = '.' AND "
+                            f"substr({value}, {start + p}, {6 - p}) GLOB '*[1-9]*'", None, reason))
+            out.append((cond, value, why))
+        return out
 
     def fast_rules(self, c):
+        if self.precision is not None:
+            return []
         # Years 1000-9999 first (a GLOB that also tests the first digit costs nothing more);
         # then 0001-0999: PostgreSQL has no year 0000.
         year0 = f"{c} NOT GLOB '0000*'"
@@ -459,7 +582,7 @@ class TemporalCodec(Codec):
             day = "-[01][0-9]-[0-3][0-9]"
             return [(f"typeof({c}) = 'text' AND ({c} GLOB '[1-9][0-9][0-9][0-9]{day}' OR "
                      f"({c} GLOB '0[0-9][0-9][0-9]{day}' AND {year0}))", c)]
-        if self.kind == "time":
+        if self.kind in ("time", "timetz"):
             return []
         # 'YYYY-MM-DD HH:MM:SS' or with six fraction digits (what SQLAlchemy and Python
         # write): no offset to fold. '?' is much cheaper than '[0-9]' in GLOB; a non-digit
@@ -473,9 +596,9 @@ class TemporalCodec(Codec):
                             ("0[0-9][0-9][0-9]-??-??[ T]??:??:??", f" AND {year0}")):
             rules += [(f"({c} GLOB '{shape}.{'[0-9]' * 6}' OR {c} GLOB '{shape}') AND {digits}{year}",
                        f"{c}{zone}"),
-                      # Other fraction lengths, still no offset: cut to microseconds, as the full rules do.
-                      (f"{c} GLOB '{shape}.[0-9]*' AND substr({c}, 21) NOT GLOB '*[^0-9]*' AND {digits}{year}",
-                       f"substr({c}, 1, 26){zone}")]
+                      # 1-5 fraction digits, still no offset: PostgreSQL reads them exactly.
+                      (f"{c} GLOB '{shape}.[0-9]*' AND length({c}) < 26 AND substr({c}, 21) NOT GLOB '*[^0-9]*' "
+                       f"AND {digits}{year}", f"{c}{zone}")]
         return rules
 
     def checked_clean(self, c):
@@ -486,14 +609,14 @@ class TemporalCodec(Codec):
         # column's own collation (RTRIM) could ignore what follows the date.
         if self.kind == "date":
             return f"typeof({c}) = 'text' AND {_after_year0(c)} AND date({c}, '+0 days') = {c} COLLATE BINARY"
-        if self.kind == "time":
+        if self.kind in ("time", "timetz") or self.precision is not None:
             return None
-        return f"typeof({c}) = 'text' AND {_after_year0(c)} AND datetime({c}, '+0 days') = substr({c}, 1, 19)"
+        # At most six fraction digits: more are rounded by the rules.
+        return (f"typeof({c}) = 'text' AND {_after_year0(c)} AND datetime({c}, '+0 days') = substr({c}, 1, 19) "
+                f"AND length({c}) <= 26")
 
     def rules(self, c):
         kind = sql_str(self.kind)
-        fraction = (f"CASE WHEN substr({c}, 20, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
-                    f"substr({c}, 21, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END")
         # SQLite's date() passes 2024-02-30 through; a '+0 days' modifier normalises it, so an
         # impossible date no longer equals itself. PostgreSQL has no year 0000 (nor before).
         iso = (f"typeof({c}) = 'text' AND {c} GLOB '{_ISO_DATE}*' AND {c} NOT GLOB '0000*' "
@@ -504,28 +627,80 @@ class TemporalCodec(Codec):
                 (f"{iso} AND substr({c}, 11) GLOB '[ T]00:00*' AND time({c}) = '00:00:00' "
                  f"AND trim(substr({c}, 20), '.0') = ''", f"substr({c}, 1, 10)", None),
             ]
-        elif self.kind == "time":
-            text_rules = [
-                (f"typeof({c}) = 'text' AND {c} GLOB '[0-2][0-9]:[0-5][0-9]*' AND time({c}) IS NOT NULL",
-                 f"time({c}) || CASE WHEN substr({c}, 9, 1) = '.' THEN '.' || substr(substr(CAST(CAST('1' || "
-                 f"substr({c}, 10, 12) AS INTEGER) AS TEXT), 2) || '000000', 1, 6) ELSE '' END", None),
-            ]
+        elif self.kind in ("time", "timetz"):
+            # The time part (digits, ':' and '.'), then what follows it: an offset or nothing.
+            rest = f"ltrim({c}, '0123456789:.')"
+            part = f"substr({c}, 1, length({c}) - length({rest}))"
+            offset = f"ltrim({rest}, ' ')"
+            value = _with_fraction(f"time({_without_fraction(part, 10)})", part, 10, "time")
+            shape = f"typeof({c}) = 'text' AND {c} GLOB '[0-2][0-9]:[0-5][0-9]*' AND time({_without_fraction(part, 10)}) IS NOT NULL"
+            zone_ok = (f"({offset} = '' OR {offset} IN ('Z', 'z') OR {offset} GLOB '[+-][0-1][0-9]:[0-5][0-9]' "
+                       f"OR {offset} GLOB '[+-][0-1][0-9]')")
+            if self.kind == "time":
+                text_rules = [(f"{shape} AND {offset} = '' AND {value} IS NOT NULL", value, None),
+                              (f"{shape} AND {zone_ok} AND {offset} != ''", None, TIME_OFFSET)]
+            else:
+                zone = f"CASE WHEN {offset} IN ('', 'Z', 'z') THEN '+00' ELSE {offset} END"
+                text_rules = [(f"{shape} AND {zone_ok} AND {value} IS NOT NULL", f"({value} || {zone})", None)]
         else:
             zone = " || '+00'" if self.kind == "timestamptz" else ""
-            # datetime() without a modifier truncates to the second (a modifier would round
-            # .9995 up); the fraction is taken from the text itself.
-            text_rules = [(f"{iso} AND datetime({c}) IS NOT NULL",
-                           f"(datetime({c}) || {fraction}{zone})", None)]
-        return text_rules + [
+            # datetime() of the text without its fraction (a fraction of .9999995 or more would
+            # round 9999-12-31 23:59:59 past the last day SQLite knows, to NULL); the fraction
+            # is taken from the text itself.
+            whole = _without_fraction(c, 21)
+            value = _with_fraction(f"datetime({whole})", c, 21, "timestamp")
+            text_rules = [(f"{iso} AND {value} IS NOT NULL", f"({value}{zone})", None)]
+        return self._fits_precision(text_rules + [
             (f"typeof({c}) IN ('integer', 'real') AND s2p_epoch({c}, {kind}) IS NOT NULL",
-             f"s2p_epoch({c}, {kind})", None),
+             f"s2p_epoch({c}, {kind})", None)]) + [
             (f"typeof({c}) = 'blob'", None, BLOB_IN_NUMBER),
             ("1", None, NOT_DATE if self.kind == "date" else NOT_DATETIME),
         ]
 
 
-def codec_for(pg_type, notnull=False, enum_labels=None):
-    """The codec for a column of ``pg_type`` (``format_type()`` spelling)."""
+def _digits_from(c, start):
+    """The run of digits in text ``c`` from character ``start`` on (SQL)."""
+    tail = f"substr({c}, {start})"
+    return f"substr({tail}, 1, length({tail}) - length(ltrim({tail}, '0123456789')))"
+
+
+def _without_fraction(c, start):
+    """Text ``c`` without the fraction digits that start at ``start`` (after a '.')."""
+    return (f"(CASE WHEN substr({c}, {start - 1}, 1) = '.' THEN substr({c}, 1, {start - 2}) || "
+            f"ltrim(substr({c}, {start}), '0123456789') ELSE {c} END)")
+
+
+def _with_fraction(base, c, start, kind):
+    """``base`` (whole seconds) with the fraction of ``c`` that starts at ``start``: up to six
+    digits kept, more rounded half to even by ``round_fraction`` (NULL past year 9999)."""
+    d = _digits_from(c, start)
+    # Up to six digits (the common case, cheaply): CAST stops at the first non-digit.
+    six = f"substr(substr(CAST(CAST('1' || substr({c}, {start}, 6) AS INTEGER) AS TEXT), 2) || '000000', 1, 6)"
+    return (f"(CASE WHEN substr({c}, {start - 1}, 1) != '.' THEN {base} "
+            f"WHEN substr({c}, {start + 6}, 1) NOT GLOB '[0-9]' THEN {base} || '.' || {six} "
+            f"WHEN rtrim(substr({d}, 7), '0') = '' THEN {base} || '.' || substr({d}, 1, 6) "
+            f"ELSE s2p_round_fraction({base}, {d}, '{kind}') END)")
+
+
+def round_fraction(base, digits, kind):
+    """``base`` ('YYYY-MM-DD HH:MM:SS', or 'HH:MM:SS' for a time) plus the fraction
+    ``digits`` rounded to the microsecond, half to even, carrying into the seconds (a time
+    of day may reach 24:00:00, as in PostgreSQL); None past the year 9999."""
+    micros = int(decimal.Decimal("0." + digits).scaleb(6).to_integral_value(decimal.ROUND_HALF_EVEN))
+    if kind == "time":
+        hours, minutes, seconds = (int(p) for p in base.split(":"))
+        total = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros
+        if total > 24 * 3600 * 1_000_000:
+            return None
+        seconds, micros = divmod(total, 1_000_000)
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}"
+    moment = datetime.datetime.fromisoformat(base) + datetime.timedelta(microseconds=micros)
+    return moment.isoformat(sep=" ", timespec="microseconds")
+
+
+def codec_for(pg_type, notnull=False, enum_labels=None, interval_unit="microseconds"):
+    """The codec for a column of ``pg_type`` (``format_type()`` spelling); ``interval_unit``:
+    what an integer in an interval column counts."""
     t = pg_type.lower()
     if enum_labels is not None:
         return EnumCodec(pg_type, notnull, enum_labels)
@@ -543,6 +718,8 @@ def codec_for(pg_type, notnull=False, enum_labels=None):
         return JsonCodec(t, notnull)
     if t == "uuid":
         return UuidCodec(t, notnull)
+    if t == "interval":
+        return IntervalCodec(t, notnull, interval_unit)
     if t == "date" or t.startswith("timestamp") or t.startswith("time"):
         return TemporalCodec(t, notnull)
     m = re.fullmatch(r"character(?: varying)?\((\d+)\)", t)
@@ -569,8 +746,25 @@ def _text(raw, encoding="utf-8"):
     return raw.decode(encoding) if isinstance(raw, bytes) else raw
 
 
+# PostgreSQL's number syntax, not Python's: ASCII digits only (no '1_000', no '１２３' or
+# '٣'), the whitespace C's isspace() knows around it; int()/float()/Decimal() accept more.
+PG_SPACE = " \t\n\r\v\f"
+_PG_INT = re.compile(r"[+-]?[0-9]+")
+_PG_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PG_SPECIAL = ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
+
+
+def pg_number_text(raw, encoding="utf-8", integer=False):
+    """The text of a number as PostgreSQL's input functions read it, without the whitespace
+    they skip; ValueError for anything they refuse (or read otherwise) that Python accepts."""
+    text = _text(raw, encoding).strip(PG_SPACE)
+    if (_PG_INT if integer else _PG_NUMBER).fullmatch(text) or (not integer and text.lower() in _PG_SPECIAL):
+        return text
+    raise ValueError(f"not a number in PostgreSQL's syntax: {text!r}")
+
+
 def _to_int(raw, limit, encoding="utf-8"):
-    value = int(_text(raw, encoding).strip())
+    value = int(pg_number_text(raw, encoding, integer=True))
     return str(value) if -limit <= value < limit else None
 
 
@@ -582,7 +776,7 @@ def _to_float(raw, width=8, encoding="utf-8"):
     """A double (width 8) or real (width 4) PostgreSQL reads back as Python does: None for
     what it refuses, overflow to infinity or underflow to zero (an infinity or NaN that is
     spelled out is kept)."""
-    text = _text(raw, encoding).strip()
+    text = pg_number_text(raw, encoding)
     value = float(text)
     if math.isnan(value):
         return "nan" if text.lower() == "nan" else None
@@ -607,7 +801,7 @@ def _to_decimal(raw, scale=-1, digits=NUMERIC_MAX_DIGITS, encoding="utf-8"):
     more significant decimal places than ``scale``, or when PostgreSQL would refuse it:
     ``digits`` or more digits before the point (numeric(p,s): p - s), more than
     NUMERIC_MAX_SCALE written after it."""
-    value = decimal.Decimal(_text(raw, encoding).strip())
+    value = decimal.Decimal(pg_number_text(raw, encoding))
     if not value.is_finite():
         return None
     if not value.is_zero() and value.adjusted() >= min(digits, NUMERIC_MAX_DIGITS):
@@ -621,7 +815,7 @@ def _to_decimal(raw, scale=-1, digits=NUMERIC_MAX_DIGITS, encoding="utf-8"):
 
 def _is_number(raw, encoding="utf-8"):
     """Whether the text is a finite number of any size (for the reason "out of range")."""
-    return decimal.Decimal(_text(raw, encoding).strip()).is_finite()
+    return decimal.Decimal(pg_number_text(raw, encoding)).is_finite()
 
 
 def _valid_utf8(raw):
@@ -693,6 +887,46 @@ def _epoch(number, kind):
     return text + "+00" if kind == "timestamptz" else text
 
 
+def _signbit(number):
+    return isinstance(number, float) and math.copysign(1.0, number) < 0
+
+
+# Every string of a valid JSON text, in order, and whether a ':' follows it (then it is a key):
+# scanning from the start, each match begins at an opening quote.
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?')
+
+
+def _json_duplicate_keys(raw, encoding="utf-8"):
+    """Whether an object of a valid JSON text has a key twice. Key texts all distinct (and
+    without escapes, which can spell one key two ways) answer it without parsing."""
+    text = _text(raw, encoding)
+    keys = [s for s, colon in _JSON_STRING.findall(text) if colon]
+    if len(set(keys)) == len(keys) and not any("\\" in k for k in keys):
+        return False
+    found = []
+
+    def pairs_hook(pairs):
+        if len({k for k, _ in pairs}) != len(pairs):
+            found.append(pairs)
+        return None
+
+    json.loads(text, object_pairs_hook=pairs_hook)
+    return bool(found)
+
+
+def _json_negative_zero(raw, encoding="utf-8"):
+    """Whether a JSON text holds a number that is a negative zero (-0, -0.0, -0e5)."""
+    found = []
+
+    def number(text, parse):
+        if text.startswith("-") and not decimal.Decimal(text):
+            found.append(text)
+        return parse(text)
+
+    json.loads(_text(raw, encoding), parse_int=lambda t: number(t, int), parse_float=lambda t: number(t, float))
+    return bool(found)
+
+
 _ENCODINGS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
 
 
@@ -711,6 +945,15 @@ def register_functions(conn):
     conn.create_function("s2p_blob_text", 2, _never_raises(_blob_text), deterministic=True)
     conn.create_function("s2p_epoch", 2, _never_raises(_epoch), deterministic=True)
     conn.create_function("s2p_utf8", 1, _valid_utf8, deterministic=True)
+    conn.create_function("s2p_signbit", 1, _signbit, deterministic=True)
+    conn.create_function("s2p_interval", 2, _never_raises(_interval), deterministic=True)
+    conn.create_function("s2p_interval_text", 1, _never_raises(lambda raw: _interval_text(raw, encoding)),
+                         deterministic=True)
+    conn.create_function("s2p_round_fraction", 3, _never_raises(round_fraction), deterministic=True)
+    conn.create_function("s2p_json_duplicate_keys", 1, _never_raises(
+        lambda raw: _json_duplicate_keys(raw, encoding)), deterministic=True)
+    conn.create_function("s2p_json_negative_zero", 1, _never_raises(
+        lambda raw: _json_negative_zero(raw, encoding)), deterministic=True)
     conn.create_function("s2p_lone_surrogate", 1, _never_raises(_lone_surrogate), deterministic=True)
 
 

@@ -116,9 +116,13 @@ def record_ledger(cur, schema, table, source_rows, max_rowid, rows, rejected, nb
 
 
 def record_proof(cur, schema, table, position):
-    """The table was proven equal to the source at capture position ``position``."""
-    cur.execute(sql.SQL("UPDATE {} SET proven_seq = %s WHERE table_name = %s AND capture_seq = %s").format(
-        sql.Identifier(schema, LEDGER)), (position, table, position))
+    """The table was proven equal to the source at capture position ``position``, by a full
+    verification on the snapshot at ``position``: its copy now stands for the source there,
+    whatever older capture point it had (a table nothing changed in since an earlier pass
+    keeps that pass's point; without this it would never be proven)."""
+    cur.execute(sql.SQL("UPDATE {} SET proven_seq = %s, capture_seq = %s WHERE table_name = %s "
+                        "AND (capture_seq IS NULL OR capture_seq <= %s)").format(
+        sql.Identifier(schema, LEDGER)), (position, position, table, position))
     return cur.rowcount == 1
 
 
@@ -149,7 +153,8 @@ def target_codecs(cur, schema, target):
         typ, notnull, labels = catalog[col.name]
         # NOT NULL from the catalog, or from the key: SQLite lets NULL into non-integer primary keys.
         plans.append(ColumnPlan(col.name, col.source,
-                                convert.codec_for(typ, notnull or col.name in target.primary_key, labels)))
+                                convert.codec_for(typ, notnull or col.name in target.primary_key, labels,
+                                                  col.interval_unit)))
     return plans
 
 
@@ -186,11 +191,17 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
         done = ledger.get(target.source.name)
         # With capture, "nothing logged since" is what says in sync; the counts must agree too
         # (a row INSERT OR REPLACE removed for a UNIQUE conflict is never logged).
-        logged = None
+        logged, note = None, ""
         if done and capture_at is not None and done[4] is not None:
             # A capture point past the log's end belongs to an earlier log: nothing is known.
             logged = capture.pending(sqlite_conn, target.source.name, done[4], capture_at) \
                 if done[4] <= capture_at else 1
+        elif done and capture_at is not None:
+            # Copied before capture was installed: the marker its triggers left in the log says
+            # that what changed in between is not known (counts and rowids miss an update).
+            logged = capture.pending(sqlite_conn, target.source.name, 0, capture_at) or None
+            if logged:
+                note = "copied before change capture was installed: changes since are not all logged; copied in full"
         if done and not force and done[0] == source_rows and done[1] == max_rowid and not logged:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, target.name)))
             if cur.fetchone()[0] == done[2]:
@@ -198,7 +209,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
                 if progress:
                     progress.update(target.source.name, done[2], source_rows, "in_sync")
                 return TableResult(target.source.name, "in_sync", rows=done[2], rejected=done[3])
-        if check_mode and logged and done[4] <= capture_at and (
+        if check_mode and logged and not note and done[4] <= capture_at and (
                 not target.source.primary_key or not capture.unkeyed(sqlite_conn, target.source, done[4], capture_at)):
             pg_conn.rollback()
             return TableResult(target.source.name, "would_catch_up", rows=source_rows, replayed=logged)
@@ -250,7 +261,7 @@ def copy_table(sqlite_conn, pg_conn, target, schema, on_error="error", progress=
             refused = []
         cur.execute("RELEASE SAVEPOINT s2p_fast")
 
-        result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes)
+        result = TableResult(target.source.name, "copied", rows=copied, bytes=nbytes, note=note)
         if append_after is not None:
             result.status, result.rows, result.rejected = "appended", done[2] + copied, done[3]
         rejects = []

@@ -21,6 +21,7 @@ import uuid
 import psycopg2
 from psycopg2 import sql
 
+from .convert import INTERVAL_UNITS
 from .copy import REJECTS, target_codecs
 from .errors import MigrationError
 from .introspect import quote_ident
@@ -28,12 +29,23 @@ from .introspect import quote_ident
 _BATCH = 5000
 
 
-def to_sqlite(value, declared=""):
-    """A value read from PostgreSQL, in the form the app's SQLite file uses."""
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def to_sqlite(value, declared="", unit="microseconds"):
+    """A value read from PostgreSQL, in the form the app's SQLite file uses. An interval goes
+    back as the copy read it: the epoch plus the duration in a date/time column (SQLAlchemy's
+    Interval), else a count of ``unit`` (Django's DurationField: microseconds)."""
     if isinstance(value, bool):
         return int(value)
     if value is None or isinstance(value, (int, float, str, bytes)):
         return value
+    if isinstance(value, datetime.timedelta):
+        if "DATE" in declared.upper() or "TIME" in declared.upper():
+            return (_EPOCH + value).isoformat(sep=" ", timespec="microseconds")
+        micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+        whole, part = divmod(micros, INTERVAL_UNITS[unit])
+        return whole if not part else micros / INTERVAL_UNITS[unit]
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.UTC).replace(tzinfo=None)
@@ -43,6 +55,8 @@ def to_sqlite(value, declared=""):
     if isinstance(value, datetime.time):
         return value.isoformat(timespec="microseconds")
     if isinstance(value, decimal.Decimal):
+        if value.as_tuple().exponent >= 0 and -2**63 <= value < 2**63:
+            return int(value)   # written without a point: an integer (a double would round past 2**53)
         return int(value) if value == value.to_integral_value() and "INT" in declared.upper() else float(value)
     if isinstance(value, memoryview):
         return value.tobytes()
@@ -86,6 +100,7 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
 
     key_cols = list(table.primary_key) or ["rowid"]
     declared = {c.source: table.column(c.source).declared for c in target.columns}
+    units = {c.source: c.interval_unit for c in target.columns}
     sqlite_conn.execute("CREATE TEMP TABLE IF NOT EXISTS s2p_kept (k TEXT PRIMARY KEY)")
     sqlite_conn.execute("DELETE FROM s2p_kept")
     # The kept keys are rendered by SQLite's own json_array, as the rows' keys are below.
@@ -108,7 +123,7 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
             if not rows:
                 break
             sqlite_conn.executemany(insert, [
-                tuple(to_sqlite(v, declared[n]) for v, n in zip(row, names, strict=True)) for row in rows])
+                tuple(to_sqlite(v, declared[n], units[n]) for v, n in zip(row, names, strict=True)) for row in rows])
             inserted += len(rows)
     pg_conn.rollback()
     result.update(status="copied_back", deleted=deleted, inserted=inserted,
@@ -140,6 +155,7 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     table = target.source
     qname = quote_ident(table.name)
     declared = {c.source: table.column(c.source).declared for c in target.columns}
+    units = {c.source: c.interval_unit for c in target.columns}
     keys = list(target.primary_key)
     source_keys = [target.column(k).source for k in keys]
     logged = sql.SQL("SELECT {} FROM (SELECT DISTINCT key FROM {} WHERE table_name = %s) AS l "
@@ -150,7 +166,7 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
         codecs = target_codecs(cur, schema, target)
         kept = {tuple(k.get(c) for c in source_keys) for k in _kept_keys(cur, schema, table.name) if _plain_key(k)}
         cur.execute(logged, (table.name,))
-        gone = [tuple(to_sqlite(v, declared[n]) for v, n in zip(row, source_keys, strict=True))
+        gone = [tuple(to_sqlite(v, declared[n], units[n]) for v, n in zip(row, source_keys, strict=True))
                 for row in cur.fetchall()]
     clash = sorted(set(gone) & kept, key=repr)
     if clash:
@@ -163,7 +179,8 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
         cur.execute(sql.SQL("SELECT {} FROM {} AS t WHERE ({}) IN ({})").format(
             _select_list(codecs), sql.Identifier(schema, target.name),
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in keys), logged), (table.name,))
-        rows = [tuple(to_sqlite(v, declared[n]) for v, n in zip(row, names, strict=True)) for row in cur.fetchall()]
+        rows = [tuple(to_sqlite(v, declared[n], units[n]) for v, n in zip(row, names, strict=True))
+                for row in cur.fetchall()]
     pg_conn.rollback()
     result = dict(table=table.name, keys=len(gone), present=len(rows))
     if check_mode:

@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 
-from . import run
+from . import run, source
 from .errors import MigrationError, VerifyError
 
 JOURNAL = "cutover.json"
@@ -158,11 +158,14 @@ class _Window:
 
     def final_pass(self, on_error, since_proof, deadline):
         """Copy what was written since the last pass, verify; copy everything again when a
-        table still differs and time allows. Returns (copy, verify, path)."""
-        copied = run.copy(self.params, on_error=on_error)
+        table still differs and time allows. Returns (copy, verify, path).
+
+        The app is stopped: the file itself is read (``read_from="live"``), no page copy
+        inside the window whatever the journal mode (``backup.plan_reading``)."""
+        copied = run.copy(self.params, on_error=on_error, read_from="live")
         try:
             verified = run.verify_all(self.params, orphans=self.params.get("orphans") or "error",
-                                      since_proof=since_proof)
+                                      since_proof=since_proof, read_from="live")
             return copied, verified, "final pass"
         except VerifyError as exc:
             differ = sorted(t for t, r in exc.report.items() if not r.get("ok"))
@@ -170,8 +173,8 @@ class _Window:
                 raise CutoverError(f"the final pass found {', '.join(differ)} differing and the freeze "
                                    f"timeout has passed: no full copy inside this window") from None
         self.warnings.append(f"tables differed after the final pass ({', '.join(differ)}): copied again in full")
-        copied = run.copy(self.params, on_error=on_error, force=True)
-        verified = run.verify_all(self.params, orphans=self.params.get("orphans") or "error")
+        copied = run.copy(self.params, on_error=on_error, force=True, read_from="live")
+        verified = run.verify_all(self.params, orphans=self.params.get("orphans") or "error", read_from="live")
         return copied, verified, "full copy"
 
     def revert(self, previous_url, app_started, env_touched, app_stopped):
@@ -275,8 +278,9 @@ def _window(window, previous, record, timeout, resumed_stop):
             stopped = True
         window.note("final_pass", stopped=True, stopped_at=stopped_at)
         pass_started = time.monotonic()
-        copied, verified, path = window.final_pass(params.get("on_error") or "error", bool(params.get("capture")),
-                                                   deadline)
+        with source.frozen_counts():   # the app is stopped: each table counted once
+            copied, verified, path = window.final_pass(params.get("on_error") or "error",
+                                                       bool(params.get("capture")), deadline)
         final_pass_seconds = round(time.monotonic() - pass_started, 3)
         window.note("pg_capture")
         if params.get("capture"):

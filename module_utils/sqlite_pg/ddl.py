@@ -33,6 +33,10 @@ class Plan:
     # statement index -> (schema, table, fk, policy): foreign keys added optimistically; apply()
     # looks for orphans only when PostgreSQL refuses one (the check is the constraint itself).
     foreign_keys: dict = field(default_factory=dict)
+    # statement index -> (what it creates, statement to run instead when existing rows break it, or
+    # None): translated rules (CHECKs, expression indexes, views) PostgreSQL is the last judge of.
+    # One it refuses is named in the notes, never a failed phase.
+    tentative: dict = field(default_factory=dict)
 
     def as_strings(self, conn):
         return [s.as_string(conn) for s in self.statements]
@@ -96,21 +100,24 @@ def plan_tables(pg_conn, model, schema):
             plan.statements.append(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         drift = []
         _plan_enums(cur, plan, schema, model, drift)
+        citext = _plan_nocase(cur, plan, schema, model)
         for target in model.values():
             plan.notes.extend(f"{target.name}: {n}" for n in target.notes)
             current = existing_columns(cur, schema, target.name)
             if current is None:
+                _probe_generated(cur, target)
                 refused = refused_defaults(cur, target)
-                plan.statements.append(create_table_sql(schema, target, plan.notes, refused))
+                plan.statements.append(create_table_sql(schema, target, plan.notes, refused, citext))
                 continue
             for col in target.columns:
                 if col.name not in current:
                     drift.append(f"{target.name}.{col.name}: missing in the target (planned {col.pg_type})")
                 elif current[col.name][0] != col.pg_type and not (
-                        col.enum and current[col.name][0].split(".")[-1].strip('"') == col.enum[0]):
+                        col.enum and current[col.name][0].split(".")[-1].strip('"') == col.enum[0]) and not (
+                        col.nocase == "citext" and current[col.name][0].split(".")[-1] == "citext"):
                     drift.append(f"{target.name}.{col.name}: target is {current[col.name][0]}, "
                                  f"source maps to {col.pg_type}")
-            extra = sorted(set(current) - {c.name for c in target.columns})
+            extra = sorted(set(current) - {c.name for c in all_columns(target)})
             if extra:
                 plan.notes.append(f"{target.name}: target-only columns left to their defaults: {', '.join(extra)}")
         if drift:
@@ -158,9 +165,83 @@ def _plan_enums(cur, plan, schema, model, drift):
             drift.append(f"enum type {name}: target labels {current}, the models say {list(labels)}")
 
 
-def _column_type(schema, col):
+NOCASE_COLLATION_SQL = ("CREATE COLLATION IF NOT EXISTS {} "
+                        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+
+
+def _plan_nocase(cur, plan, schema, model):
+    """What COLLATE NOCASE columns need first: the case-insensitive collation, or the citext
+    extension. Returns the citext type (composed) when a column uses it."""
+    from .model import NOCASE_COLLATION
+
+    modes = {c.nocase for t in model.values() for c in all_columns(t) if c.nocase}
+    citext = None
+    if "collation" in modes:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collprovider = 'i')")
+        if not cur.fetchone()[0]:
+            raise SchemaError("this PostgreSQL server was built without ICU, so it has no case-insensitive "
+                              "collation for the COLLATE NOCASE columns: set nocase to citext or lower_index")
+        cur.execute("""SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+                        WHERE n.nspname = %s AND c.collname = %s""", (schema, NOCASE_COLLATION))
+        if cur.fetchone() is None:
+            plan.statements.append(sql.SQL(NOCASE_COLLATION_SQL).format(sql.Identifier(schema, NOCASE_COLLATION)))
+    if "citext" in modes:
+        cur.execute("""SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                        WHERE e.extname = 'citext'""")
+        row = cur.fetchone()
+        if row is None:
+            cur.execute("SELECT has_database_privilege(current_user, current_database(), 'CREATE'), current_user")
+            allowed, user = cur.fetchone()
+            if not allowed:
+                raise SchemaError(f"nocase: citext needs the citext extension, and role {user!r} cannot create it: "
+                                  "ask for CREATE EXTENSION citext in this database, or set nocase to collation")
+            plan.statements.append(sql.SQL("CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA {}").format(
+                sql.Identifier(schema)))
+        citext = sql.Identifier(row[0] if row else schema, "citext")
+    return citext
+
+
+def all_columns(target):
+    """Every column of the target table in source order: the copied ones and the generated ones."""
+    columns = list(target.columns)
+    for pos, col in sorted(target.generated, key=lambda g: g[0]):
+        columns.insert(pos, col)
+    return columns
+
+
+def _probe_generated(cur, target):
+    """A generated column PostgreSQL refuses (a type it cannot combine, a function that is not
+    immutable) is found before anything is created, with what to do."""
+    if not target.generated:
+        return
+    # The table's columns with their plain types (the collation, enums and citext may not exist yet).
+    parts = []
+    for col in all_columns(target):
+        piece = sql.SQL("{} {}").format(sql.Identifier(col.name), sql.SQL("text" if col.enum else col.pg_type))
+        if col.generated:
+            piece = sql.SQL("{} GENERATED ALWAYS AS ({}) STORED").format(piece, sql.SQL(col.generated))
+        parts.append(piece)
+    cur.execute("SAVEPOINT s2p_probe")
+    try:
+        cur.execute(sql.SQL("CREATE TEMPORARY TABLE s2p_generated_probe ({})").format(sql.SQL(", ").join(parts)))
+    except psycopg2.OperationalError:
+        raise
+    except psycopg2.errors.InsufficientPrivilege:
+        pass   # no TEMP right: the CREATE TABLE itself is the check
+    except psycopg2.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT s2p_probe")
+        names = ", ".join(f"{c.name} AS ({c.generated})" for _pos, c in target.generated)
+        raise SchemaError(f"table {target.name!r}: PostgreSQL refuses the generated column(s) {names}: "
+                          f"{str(exc.diag.message_primary or exc).strip()}. Set generated_columns: plain to copy "
+                          "their values as plain columns") from None
+    cur.execute("ROLLBACK TO SAVEPOINT s2p_probe")
+
+
+def _column_type(schema, col, citext=None):
     if col.enum:
         return sql.Identifier(schema, col.enum[0])
+    if col.nocase == "citext" and citext is not None:
+        return citext
     return sql.SQL(col.pg_type)
 
 
@@ -186,12 +267,18 @@ def refused_defaults(cur, target):
     return refused
 
 
-def create_table_sql(schema, target, notes, refused=None):
+def create_table_sql(schema, target, notes, refused=None, citext=None):
+    from .model import NOCASE_COLLATION
+
     parts = []
     refused = refused or {}
-    for col in target.columns:
-        piece = sql.SQL("{} {}").format(sql.Identifier(col.name), _column_type(schema, col))
-        if col.identity:
+    for col in all_columns(target):
+        piece = sql.SQL("{} {}").format(sql.Identifier(col.name), _column_type(schema, col, citext))
+        if col.nocase == "collation":
+            piece = sql.SQL("{} COLLATE {}").format(piece, sql.Identifier(schema, NOCASE_COLLATION))
+        if col.generated:
+            piece = sql.SQL("{} GENERATED ALWAYS AS ({}) STORED").format(piece, sql.SQL(col.generated))
+        elif col.identity:
             piece = sql.SQL("{} GENERATED BY DEFAULT AS IDENTITY").format(piece)
         else:
             default, why = convert_default(col.default, col.pg_type)
@@ -313,8 +400,10 @@ def _translate(default, pg_type):
 # --- phase 2: constraints, indexes, foreign keys ----------------------------------------
 
 
-def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for_orphans=True, missing_ok=False):
-    """Keys, indexes (including one for every foreign key no index covers) and foreign keys.
+def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for_orphans=True, missing_ok=False,
+                     views=()):
+    """Keys, indexes (including one for every foreign key no index covers), CHECKs, foreign
+    keys, then the translated ``views`` ([(name, SELECT)], see ``model.plan_views``).
 
     With ``look_for_orphans`` (check mode) orphans are counted now; otherwise the foreign
     key is simply added and ``apply`` counts them only if PostgreSQL refuses it.
@@ -345,12 +434,36 @@ def plan_constraints(pg_conn, model, schema, orphans="error", sample=5, look_for
                         for c, d in zip(cols, desc, strict=True))
                     plan.statements.append(sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
                         sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), tid, keys))
+            for name, unique, terms, where in target.expr_indexes:
+                if name not in indexes:
+                    _tentative(plan, f"{target.name}: index {name}", sql.SQL("CREATE {}INDEX {} ON {} ({}){}").format(
+                        sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), tid, sql.SQL(", ".join(terms)),
+                        sql.SQL(f" WHERE {where}" if where else "")))
+            for name, expr in target.checks:
+                if name not in constraints:
+                    check = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(
+                        tid, sql.Identifier(name), sql.SQL(expr))
+                    _tentative(plan, f"{target.name}: CHECK {name} ({expr})", check,
+                               sql.SQL("{} NOT VALID").format(check))
         for target in model.values():
             for fk in target.foreign_keys:
                 if target.name in missing or fk["ref_table"] in missing:
                     continue
                 _plan_foreign_key(cur, plan, schema, target, fk, constraints, orphans, sample, look_for_orphans)
+        if views:
+            cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relkind IN ('v', 'm')", (schema,))
+            present = {r[0] for r in cur.fetchall()}
+            for name, select in views:
+                if name not in present:
+                    _tentative(plan, f"view {name}", sql.SQL("CREATE VIEW {} AS {}").format(
+                        sql.Identifier(schema, name), sql.SQL(select)))
     return plan
+
+
+def _tentative(plan, what, statement, instead=None):
+    plan.tentative[len(plan.statements)] = (what, instead)
+    plan.statements.append(statement)
 
 
 def fk_indexes(target, notes=None):
@@ -373,12 +486,16 @@ def fk_indexes(target, notes=None):
     return out
 
 
+_DEFERRABLE = {"deferred": " DEFERRABLE INITIALLY DEFERRED", "immediate": " DEFERRABLE INITIALLY IMMEDIATE"}
+
+
 def _fk_sql(schema, target, fk, not_valid=False):
     return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) "
-                   "ON UPDATE {} ON DELETE {}{}").format(
+                   "ON UPDATE {} ON DELETE {}{}{}").format(
         sql.Identifier(schema, target.name), sql.Identifier(fk["name"]), _idents(fk["columns"]),
         sql.Identifier(schema, fk["ref_table"]), _idents(fk["ref_columns"]),
-        sql.SQL(fk["on_update"]), sql.SQL(fk["on_delete"]), sql.SQL(" NOT VALID" if not_valid else ""))
+        sql.SQL(fk["on_update"]), sql.SQL(fk["on_delete"]), sql.SQL(_DEFERRABLE.get(fk.get("deferrable"), "")),
+        sql.SQL(" NOT VALID" if not_valid else ""))
 
 
 def _plan_foreign_key(cur, plan, schema, target, fk, constraints, policy, sample, look_for_orphans=True):
@@ -434,7 +551,7 @@ def find_orphans(cur, schema, table, fk, sample=5):
 def _pk_name(target):
     from .model import pg_name
 
-    return pg_name(target.name, suffix="pkey")
+    return pg_name(getattr(target.source, "pk_name", "") or f"{target.name}_pkey")
 
 
 def _idents(names, prefix=None):
@@ -443,7 +560,7 @@ def _idents(names, prefix=None):
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def plan(pg_conn, model, schema, phase, orphans="error", look_for_orphans=True):
+def plan(pg_conn, model, schema, phase, orphans="error", look_for_orphans=True, views=()):
     """The plan for one phase, or both ('all'; constraints planned against an empty target
     cannot see orphans, so 'all' is meant for schemas without data)."""
     if phase == "tables":
@@ -451,8 +568,33 @@ def plan(pg_conn, model, schema, phase, orphans="error", look_for_orphans=True):
     if phase == "constraints":
         # Planning ahead (check mode) before the tables exist notes them instead of failing.
         return plan_constraints(pg_conn, model, schema, orphans, look_for_orphans=look_for_orphans,
-                                missing_ok=look_for_orphans)
+                                missing_ok=look_for_orphans, views=views)
     raise SchemaError(f"unknown phase {phase!r}: use one of {', '.join(PHASES)}")
+
+
+def _apply_tentative(cur, pg_conn, stmt, plan_, what, instead):
+    """Run a translated rule in a savepoint: one PostgreSQL refuses is named in the notes, and
+    one the rows already there break is added as ``instead`` (NOT VALID: new rows are checked,
+    as SQLite checks only what is written). Returns the statements that took effect."""
+    cur.execute("SAVEPOINT s2p_rule")
+    try:
+        cur.execute(stmt)
+        cur.execute("RELEASE SAVEPOINT s2p_rule")
+        return [stmt.as_string(pg_conn)]
+    except psycopg2.OperationalError:
+        raise
+    except psycopg2.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT s2p_rule")
+        reason = str(exc.diag.message_primary or exc).strip()
+        if isinstance(exc, psycopg2.errors.CheckViolation) and instead is not None:
+            cur.execute(instead)
+            cur.execute("RELEASE SAVEPOINT s2p_rule")
+            plan_.notes.append(f"{what}: added NOT VALID, rows already in the table break it ({reason}); "
+                               "new and changed rows are checked")
+            return [instead.as_string(pg_conn)]
+        cur.execute("RELEASE SAVEPOINT s2p_rule")
+        plan_.notes.append(f"{what}: not created, PostgreSQL refused the translation ({reason})")
+        return []
 
 
 def apply(pg_conn, plan_, tracer=None):
@@ -467,6 +609,9 @@ def apply(pg_conn, plan_, tracer=None):
             for i, stmt in enumerate(plan_.statements):
                 if tracer:
                     tracer(stmt.as_string(pg_conn))
+                if i in plan_.tentative:
+                    done.extend(_apply_tentative(cur, pg_conn, stmt, plan_, *plan_.tentative[i]))
+                    continue
                 if i not in plan_.foreign_keys:
                     cur.execute(stmt)
                     done.append(stmt.as_string(pg_conn))

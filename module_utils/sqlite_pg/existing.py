@@ -20,15 +20,16 @@ TARGET_MODES = ("create", "existing")
 def _catalog(cur, schema):
     cur.execute(
         """SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                  a.atthasdef OR a.attidentity <> '', t.typtype = 'e'
+                  a.atthasdef OR a.attidentity <> '', t.typtype = 'e', a.attgenerated <> ''
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
              JOIN pg_type t ON t.oid = a.atttypid
             WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
             ORDER BY c.relname, a.attnum""", (schema,))
     tables = {}
-    for table, column, typ, notnull, has_default, is_enum in cur.fetchall():
-        tables.setdefault(table, {})[column] = dict(type=typ, notnull=notnull, default=has_default, enum=is_enum)
+    for table, column, typ, notnull, has_default, is_enum, generated in cur.fetchall():
+        tables.setdefault(table, {})[column] = dict(type=typ, notnull=notnull, default=has_default, enum=is_enum,
+                                                    generated=generated)
     cur.execute(
         """SELECT c.relname, p.relname FROM pg_constraint k
              JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
@@ -62,8 +63,9 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
             errors.append(f"table {source_name!r} has no table in schema {schema!r}")
             continue
         catalog = tables[tname]
-        columns = []
-        for col in target.columns:
+        columns, computed = [], set()
+        # SQLite's generated columns too: the app's table may hold them as plain columns.
+        for col in target.columns + [g for _pos, g in target.generated]:
             key = f"{source_name}.{col.source}"
             if key in exclude_columns:
                 notes.append(f"column {key} excluded")
@@ -73,8 +75,13 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
                 errors.append(f"column {key} has no column in {schema}.{tname} (exclude it with exclude_columns)")
                 continue
             info = catalog[cname]
-            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None))
-        mapped = {c.name for c in columns}
+            if info["generated"]:
+                computed.add(cname)
+                notes.append(f"column {key}: generated in {schema}.{tname}, computed there (not copied)")
+                continue
+            columns.append(TargetColumn(cname, col.source, info["type"], info["notnull"], None,
+                                        interval_unit=col.interval_unit))
+        mapped = {c.name for c in columns} | computed
         extra = {}
         for cname, info in catalog.items():
             if cname in mapped:
@@ -103,6 +110,7 @@ def bind_existing(cur, model, schema, exclude_columns=(), column_defaults=None):
             else ()
         target.uniques, target.indexes, target.foreign_keys = [], [], []
         target.fill = extra
+        target.generated, target.checks, target.expr_indexes = [], [], []
         bound[source_name] = target
     if errors:
         raise SchemaError("the existing schema cannot take the SQLite data: " + "; ".join(errors))

@@ -23,6 +23,7 @@ from .connection import integrity_check, snapshot_readers
 from .ddl import convert_default
 from .errors import short_repr
 from .introspect import quote_ident
+from .typemap import map_declared, needs_census, why_chosen
 
 CLASSES = ("null", "integer", "real", "text", "blob")
 _CLASS_CODE = dict(null=0, integer=1, real=2, text=3, blob=4)
@@ -128,7 +129,7 @@ class _TablePlan:
         chunked = self.key is not None and utf8_db
         # An ENUM column's labels from the model, as the copy takes them from the catalog.
         self.columns = [_Column(i, col, convert.codec_for(col.pg_type, col.notnull or col.name in target.primary_key,
-                                                          col.enum[1] if col.enum else None),
+                                                          col.enum[1] if col.enum else None, col.interval_unit),
                                 chunked) for i, col in enumerate(target.columns)]
         # Pack the fields into as few integers as fit.
         groups, used, place = [[]], 0, []
@@ -296,6 +297,10 @@ def _finish_table(plan):
         info = dict(declared=table.column(col.source).declared, pg_type=col.pg_type,
                     storage_classes={k: v for k, v in census.items() if v},
                     convert_cleanly=rows - sum(problems.values()), problems=problems)
+        declared_type = map_declared(info["declared"])
+        why = why_chosen(declared_type, col.pg_type) if needs_census(declared_type) else None
+        if why and why != "typed from the values it holds":
+            info["type_choice"] = why
         if entry.temporal:
             info["datetime_formats"] = {n: totals[i, "format", n] for n, _, _ in DATETIME_FORMATS
                                         if totals[i, "format", n]}
@@ -397,6 +402,9 @@ def summary(tables, fk_orphans, on_error="error"):
             if len([k for k in classes if k != "null"]) > 1:
                 lines.append(f"{name}.{col}: mixed storage classes {classes} (declared {cinfo['declared']!r}, "
                              f"planned {cinfo['pg_type']})")
+            if cinfo.get("type_choice"):
+                lines.append(f"{name}.{col}: declared {cinfo['declared']!r}, planned {cinfo['pg_type']}: "
+                             f"{cinfo['type_choice']}")
             if cinfo.get("datetime_formats", {}).get("epoch milliseconds"):
                 lines.append(f"{name}.{col}: {cinfo['datetime_formats']['epoch milliseconds']} epoch "
                              "millisecond value(s), converted by magnitude")

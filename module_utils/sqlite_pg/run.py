@@ -5,16 +5,25 @@ opened. Errors are the typed ones from ``errors``; nothing here prints or exits.
 """
 
 import contextlib
+import dataclasses
 
 from . import copy as copier
 from . import ddl, introspect, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
+from .convert import INTERVAL_UNITS
 from .errors import ConnectError, MigrationError, ProfileError, SchemaError, VerifyError, faults
 from .existing import bind_existing
-from .model import Options, build_model
+from .model import Options, build_model, plan_views
 
 TIMESTAMP_TYPES = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
+
+
+def _interval_units(units):
+    wrong = {k: v for k, v in units.items() if v not in INTERVAL_UNITS}
+    if wrong:
+        raise SchemaError(f"interval_units: {wrong} - each unit must be one of {', '.join(INTERVAL_UNITS)}")
+    return dict(units)
 
 
 def options_from(params):
@@ -32,8 +41,11 @@ def options_from(params):
         exclude_tables=tuple(params.get("exclude_tables") or ()),
         timestamp_type=TIMESTAMP_TYPES[ts],
         column_types=dict(params.get("column_types") or {}),
+        interval_units=_interval_units(params.get("interval_units") or {}),
         rename=dict(params.get("rename") or {}),
         enums=enums,
+        nocase=params.get("nocase") or "citext",
+        generated_columns=params.get("generated_columns") or "stored",
     )
 
 
@@ -57,12 +69,13 @@ def _own_target(params, pg_conn, schema, sqlite_conn, writes, check_mode):
 
 
 @contextlib.contextmanager
-def opened(params, writes=False, check_mode=False):
+def opened(params, writes=False, check_mode=False, choose_types=True):
     """(sqlite connection, PostgreSQL connection, source schema, target model, options).
 
     With ``target: existing`` the model is bound to the tables the app created. ``writes``:
-    the call changes the target (see ``_own_target``)."""
-    options = options_from(params)
+    the call changes the target (see ``_own_target``). ``choose_types=False``: the call
+    converts by the catalog's types, so JSON and TIME columns are not scanned to choose them."""
+    options = dataclasses.replace(options_from(params), choose_types=choose_types)
     sqlite_conn = open_sqlite(params["source"])
     try:
         with faults(params["source"]):
@@ -99,8 +112,13 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
         phases = ()   # the app owns the schema: nothing is created, the binding is checked
     with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
         queries, notes, orphan_report = [], list(getattr(source, "notes", [])), {}
+        views, view_notes = plan_views(source, model, options) if "constraints" in phases else ([], [])
+        notes.extend(view_notes)
+        if "tables" in phases:
+            notes.extend(f"trigger {name!r} not migrated: its logic belongs to the app or must be rewritten in "
+                         "PL/pgSQL" for name in source.triggers)
         for one in phases:
-            plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode)
+            plan = ddl.plan(pg_conn, model, options.schema, one, orphans, look_for_orphans=check_mode, views=views)
             pg_conn.rollback()
             if check_mode:
                 queries.extend(plan.as_strings(pg_conn))
@@ -123,7 +141,7 @@ def schema(params, phase="tables", orphans="error", check_mode=False):
 
 
 def copy(params, on_error="error", force=False, check_mode=False, progress_file=None, passes=1, max_lag=0,
-         prove=False):
+         prove=False, read_from="auto", snapshot_dir=None):
     """Copy every selected table; returns per-table results and totals. With
     ``progress_file``, progress is written there as the copy goes (see ``progress``).
 
@@ -133,22 +151,33 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
 
     ``prove``: after the last pass, on its snapshot, every table is verified in full and
     the capture position at which it is equal to the source recorded (``verify.prove``), so
-    that cutover verifies only what changed since (``verify_all(since_proof=True)``)."""
+    that cutover verifies only what changed since (``verify_all(since_proof=True)``).
+
+    ``read_from``: where each pass reads (``backup.plan_reading``): in a rollback-journal
+    file a page copy in ``snapshot_dir``, so the app's writes are not held for the pass."""
+    from .backup import plan_reading, reading
     from .progress import ProgressFile
 
     progress = ProgressFile(progress_file) if progress_file and not check_mode else None
     changed, done, proof = False, 0, None
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, source, model, options):
+        plan = plan_reading(sqlite_conn, read_from)
+        read = plan.as_dict()   # check mode reads the file itself (counts only) and says what a run would do
         while True:
             # With prove, the last pass is one more (a short catch-up): the proof runs on its snapshot.
             more = prove and not check_mode and (done + 1 >= passes)
             on_snapshot = None
             if more:
                 def on_snapshot(readers, position):
-                    return verify.prove(sqlite_conn, pg_conn, model, options.schema, readers, position)
-            results = copier.copy_tables(sqlite_conn, pg_conn, model, options.schema, on_error=on_error,
-                                         progress=progress, force=force and done == 0, check_mode=check_mode,
-                                         on_snapshot=on_snapshot)
+                    return verify.prove(readers[0], pg_conn, model, options.schema, readers, position)
+            with (contextlib.nullcontext((sqlite_conn, read)) if check_mode
+                  else reading(sqlite_conn, plan, snapshot_dir)) as (snapshot, taken):
+                results = copier.copy_tables(snapshot, pg_conn, model, options.schema, on_error=on_error,
+                                             progress=progress, force=force and done == 0, check_mode=check_mode,
+                                             on_snapshot=on_snapshot)
+            if "lock_seconds" in taken:   # the longest of the passes' page copies
+                taken["lock_seconds"] = max(taken["lock_seconds"], read.get("lock_seconds", 0))
+            read = taken
             if on_snapshot is not None:
                 results, proof = results
             done += 1
@@ -170,6 +199,7 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
         lag=lag,
         changed=changed,
         notes=list(getattr(source, "notes", [])),
+        read=read,
         tables=tables,
         rows=sum(r.rows for r in results),
         rejected=sum(r.rejected for r in results),
@@ -197,7 +227,7 @@ def check_moved(params, wait=0):
     import time
 
     time.sleep(max(0, wait))
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         written = sqlite_writes(sqlite_conn, pg_conn, model, options.schema)
     if written:
         raise MigrationError(
@@ -207,15 +237,20 @@ def check_moved(params, wait=0):
     return dict(changed=False, tables={}, rows=0, waited=wait)
 
 
-def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False):
+def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=False, read_from="auto",
+               snapshot_dir=None):
     """Verify every selected table; raises VerifyError (with the report) when any differs.
     ``checks="content"``: rows only, not keys, indexes, statistics and sequences.
     ``since_proof``: tables proven at an earlier capture position are verified by what
-    changed since (each table's ``path`` says which way it was verified)."""
+    changed since (each table's ``path`` says which way it was verified).
+    ``read_from``, ``snapshot_dir``: where the source is read, as for ``copy``."""
+    from .backup import plan_reading, reading
+
     if checks not in verify.CHECKS:
         raise VerifyError(f"checks must be one of {', '.join(verify.CHECKS)}", {})
-    with opened(params) as (sqlite_conn, pg_conn, _source, model, options):
-        results = verify.verify_tables(sqlite_conn, pg_conn, model, options.schema, max_diffs, orphans, checks,
+    with opened(params, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options), \
+            reading(sqlite_conn, plan_reading(sqlite_conn, read_from), snapshot_dir) as (snapshot, read):
+        results = verify.verify_tables(snapshot, pg_conn, model, options.schema, max_diffs, orphans, checks,
                                        since_proof)
     report = {r["table"]: r for r in results}
     failed = [r for r in results if not r["ok"]]
@@ -227,33 +262,39 @@ def verify_all(params, max_diffs=10, orphans="error", checks="all", since_proof=
                 lines.append(f"  {r['table']} {d.get('kind')}: key={d.get('key')} "
                              f"{d.get('columns') or d.get('row')}")
         raise VerifyError(f"{len(failed)} of {len(results)} table(s) differ:\n" + "\n".join(lines), report)
-    return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results))
+    return dict(changed=False, tables=report, rows=sum(r["target_rows"] for r in results), read=read)
 
 
-def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None):
+def profile(params, max_examples=5, check_integrity=True, on_error="error", max_rejects=None, read_from="auto",
+            snapshot_dir=None):
     """Profile the source; raises DataProfileError over ``max_rejects``. Reads SQLite only,
-    and with ``target: existing`` (and ``db``) the app's column types from PostgreSQL."""
+    and with ``target: existing`` (and ``db``) the app's column types from PostgreSQL.
+    ``read_from``, ``snapshot_dir``: where the source is read, as for ``copy``; ``read`` in
+    the result says which way the copy will take (preflight shows it)."""
+    from .backup import plan_reading, reading
+
     options = options_from(params)
     sqlite_conn = open_sqlite(params["source"])
     try:
         with faults(params["source"]):
             require_utf8(sqlite_conn, params["source"])
-            model = build_model(sqlite_conn, introspect.read_schema(sqlite_conn), options)
-            notes = [f"{t.name}: {n}" for t in model.values() for n in t.notes]
-            unbound = None
-            if params.get("target") == "existing" and params.get("db"):
-                # Predict against the app's own column types, as the copy will write them.
-                try:
-                    pg_conn = connect_pg(params)
+            with reading(sqlite_conn, plan_reading(sqlite_conn, read_from), snapshot_dir) as (snapshot, read):
+                model = build_model(snapshot, introspect.read_schema(snapshot), options)
+                notes = [f"{t.name}: {n}" for t in model.values() for n in t.notes]
+                unbound = None
+                if params.get("target") == "existing" and params.get("db"):
+                    # Predict against the app's own column types, as the copy will write them.
                     try:
-                        model, bound = _bind_existing(params, pg_conn, model, options)
-                        notes += bound
-                    finally:
-                        pg_conn.close()
-                except (ConnectError, SchemaError) as exc:
-                    unbound = (f"target: existing, but the app's tables could not be read ({exc}): predicted "
-                               "against the types the migration would create, not the app's")
-            result = profiler.profile(sqlite_conn, model, max_examples, check_integrity, on_error)
+                        pg_conn = connect_pg(params)
+                        try:
+                            model, bound = _bind_existing(params, pg_conn, model, options)
+                            notes += bound
+                        finally:
+                            pg_conn.close()
+                    except (ConnectError, SchemaError) as exc:
+                        unbound = (f"target: existing, but the app's tables could not be read ({exc}): predicted "
+                                   "against the types the migration would create, not the app's")
+                result = profiler.profile(snapshot, model, max_examples, check_integrity, on_error)
             result["notes"] = notes
             if unbound:
                 notes.append(unbound)
@@ -261,6 +302,7 @@ def profile(params, max_examples=5, check_integrity=True, on_error="error", max_
     finally:
         sqlite_conn.close()
     result["changed"] = False
+    result["read"] = read
     if result["integrity"] != ["ok"]:
         raise ProfileError(f"SQLite integrity_check failed: {'; '.join(result['integrity'][:5])}", result)
     if max_rejects is not None and result["would_reject"] > max_rejects:
@@ -280,7 +322,7 @@ def copy_back(params, check_mode=False, sqlite_untouched=False):
     from . import copy_back as back
     from . import pg_capture
 
-    with opened(params, writes=True, check_mode=check_mode) as (sqlite_conn, pg_conn, _source, model, options):
+    with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (sqlite_conn, pg_conn, _source, model, options):
         results = {}
         with pg_conn.cursor() as cur:
             logged = pg_capture.logged(cur, options.schema, model)
@@ -357,7 +399,7 @@ def capture(params, state="present", check_mode=False, side="sqlite"):
             finally:
                 pg_conn.close()
             return dict(changed=bool(statements), statements=statements, tables=[], log_rows=None)
-        with opened(params, writes=True, check_mode=check_mode) as (_sqlite_conn, pg_conn, _source, model, options):
+        with opened(params, writes=True, check_mode=check_mode, choose_types=False) as (_sqlite_conn, pg_conn, _source, model, options):
             statements = pg_capture.apply(pg_conn, options.schema, model, state, check_mode)
         return dict(changed=bool(statements), statements=statements, tables=sorted(model), log_rows=None)
     options = options_from(params)

@@ -10,12 +10,13 @@ integrity and sequence positions are checked on the target.
 """
 
 import dataclasses
+import json
 import time
 
 import psycopg2
 from psycopg2 import sql
 
-from . import capture, convert
+from . import capture, convert, readback
 from .catchup import stage
 from .connection import snapshot_readers
 from .copy import (
@@ -52,6 +53,23 @@ def _rejected(cur, schema, table):
     return cur.fetchone()[0]
 
 
+def _rejected_keys(cur, schema, table):
+    """The quarantine's source keys of ``table``, as ``readback`` spells them."""
+    cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, REJECTS).as_string(cur),))
+    if cur.fetchone()[0] is None:
+        return set()
+    cur.execute(sql.SQL("SELECT source_key FROM {} WHERE table_name = %s").format(sql.Identifier(schema, REJECTS)),
+                (table,))
+    return {json.dumps(key, sort_keys=True) for (key,) in cur.fetchall()}
+
+
+def independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, only_keys=None):
+    """The stored values read back and judged by ``readback``'s own rules (not the codecs);
+    ``only_keys``: (subquery, arguments) of the keys to compare, else every row."""
+    types = {c.target: "enum" if isinstance(c.codec, convert.EnumCodec) else c.codec.pg_type for c in columns}
+    units = {c.target: c.codec.unit for c in columns if isinstance(c.codec, convert.IntervalCodec)}
+    return readback.compare(sqlite_conn, cur, target, schema, types,
+                            _rejected_keys(cur, schema, target.source.name), max_diffs, units, only_keys=only_keys)
 def _refused_at_load(cur, schema, target):
     """Rows that convert but PostgreSQL refused at load and the copy quarantined (a child of
     a quarantined parent, refused by its foreign key): out of the converted source, as they
@@ -113,6 +131,13 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
                                       f"target {dst_count} rows / {dst_sum}")
             result["differences"] = _differences(cur, sql.Identifier(_TEMP), tid, names, target.primary_key,
                                                  max_diffs)
+        independent = independent_check(sqlite_conn, cur, schema, target, columns, max_diffs)
+        result["independent"] = {k: v for k, v in independent.items() if k != "problems"}
+        if independent["problems"] and result["content_ok"]:
+            # What the checksums could not see: the codecs changed the value on both sides.
+            result["content_ok"] = False
+            result["problems"].extend(independent["problems"])
+            result["differences"].extend(independent["differences"])
         result["warnings"] = []
         if checks == "all":   # what the app needs of PostgreSQL; after a rollback only content matters
             _app_needs(cur, schema, target, orphans, result)
@@ -300,6 +325,12 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
             result["content_ok"] = False
             result["problems"].append(f"{source_rows} source rows, but {target_rows} in the target and {rejected} "
                                       f"quarantined: {source_rows - target_rows - rejected} unaccounted for")
+        independent = independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, (keys_sql, args))
+        result["independent"] = {k: v for k, v in independent.items() if k != "problems"}
+        if independent["problems"] and result["content_ok"]:
+            result["content_ok"] = False
+            result["problems"].extend(independent["problems"])
+            result["differences"].extend(independent["differences"])
         _app_needs(cur, schema, target, orphans, result)
     pg_conn.rollback()   # drops the staged rows; verification writes nothing
     result["ok"] = not result["problems"]
@@ -314,8 +345,11 @@ def proof_for(sqlite_conn, ledger, target, position, tracked):
     if position is None or target.source.name not in tracked or not done or not target.primary_key:
         return None
     proven, caught_up = done[5], done[4]
-    if proven is None or caught_up != position or proven > position:
-        return None   # no proof, or the copy is not at this snapshot (the app still writes?)
+    if proven is None or caught_up is None or proven > position or caught_up > position:
+        return None   # no proof, or the copy is from another snapshot
+    if caught_up < position and capture.pending(sqlite_conn, target.source.name, caught_up, position):
+        return None   # the copy is behind this snapshot (the app still writes?)
+    # (A copy behind with nothing logged since - a table the app left alone - is at this snapshot.)
     if capture.unkeyed(sqlite_conn, target.source, proven, position):
         return None   # a gap in the log (capture re-created, a NULL key): nothing is known
     return proven

@@ -1,10 +1,12 @@
 """Rollback's data path: every write made on PostgreSQL after cutover ends up in SQLite."""
 
+import datetime
 import sqlite3
 
 import pytest
 
 from sqlite_pg import run
+from sqlite_pg.connection import connect_pg
 from sqlite_pg.errors import MigrationError
 from tests.conftest import fetch, make_sqlite, migrate
 
@@ -115,3 +117,36 @@ def test_a_failed_cutover_keeps_writes_the_app_made_to_sqlite(pg_db, sqlite_path
     conn = sqlite3.connect(sqlite_path)
     assert conn.execute("SELECT title FROM ideas WHERE id = 10").fetchone() == ("edited in sqlite",)
     conn.close()
+
+
+def test_intervals_go_back_in_the_form_the_app_wrote(pg_db, sqlite_path):
+    # Django's DurationField: integer microseconds; SQLAlchemy's Interval: the epoch plus the duration.
+    make_sqlite(sqlite_path, "CREATE TABLE d (id INTEGER PRIMARY KEY, django BIGINT, alchemy DATETIME, secs INTEGER);",
+                {"d": [(1, 5400000000, "1970-01-01 01:30:00.000000", 90)]})
+    conn = connect_pg(pg_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE d (id bigint PRIMARY KEY, django interval, alchemy interval, secs interval)")
+    conn.commit()
+    conn.close()
+    params = dict(pg_db, source=sqlite_path, target="existing", interval_units={"d.secs": "seconds"})
+    run.copy(params)
+    # The app, now on PostgreSQL, writes durations through psycopg2 (as its ORM does).
+    fetch(params, "INSERT INTO d VALUES (2, %s, %s, %s) RETURNING id",
+          (datetime.timedelta(days=2, microseconds=1), datetime.timedelta(seconds=-1), datetime.timedelta(minutes=2)))
+    run.copy_back(params)
+    assert sqlite3.connect(sqlite_path).execute("SELECT * FROM d ORDER BY id").fetchall() == [
+        (1, 5400000000, "1970-01-01 01:30:00.000000", 90),
+        (2, 172800000001, "1969-12-31 23:59:59.000000", 120)]
+    run.verify_all(params)
+
+
+def test_a_numeric_column_chosen_for_wide_integers_goes_back_exactly(pg_db, sqlite_path):
+    make_sqlite(sqlite_path, "CREATE TABLE n (id INTEGER PRIMARY KEY, v ANY) STRICT;",
+                {"n": [(1, 9007199254740993), (2, 0.5), (3, 2.0)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    fetch(params, "INSERT INTO n (v) VALUES (9007199254740995) RETURNING id")
+    run.copy_back(params)
+    got = sqlite3.connect(sqlite_path).execute("SELECT v, typeof(v) FROM n ORDER BY id").fetchall()
+    assert got == [(9007199254740993, "integer"), (0.5, "real"), (2.0, "real"), (9007199254740995, "integer")]
+    run.verify_all(params)

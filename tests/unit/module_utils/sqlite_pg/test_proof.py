@@ -34,6 +34,27 @@ def proven(pg_db, sqlite_path):
     return params
 
 
+def test_a_table_nothing_changed_in_since_an_earlier_pass_is_proven_too(pg_db, sqlite_path):
+    """Only users changes between the passes: the other tables are in sync with an older
+    capture point, and the proof at P still covers them (else cutover verifies them in full)."""
+    _app(sqlite_path)
+    params = dict(pg_db, source=sqlite_path)
+    run.capture(params)
+    run.schema(params, phase="tables")
+    run.copy(params)
+    run.schema(params, phase="constraints")
+    _write(sqlite_path, "UPDATE users SET name = 'renamed' WHERE id = 3")
+    result = run.copy(params, prove=True)
+    statuses = {name: t["status"] for name, t in result["tables"].items()}
+    assert statuses["users"] == "caught_up" and statuses["tags"] == "in_sync", statuses
+    assert {name for name, t in result["tables"].items() if t["proof"]["proven_at"] is None} <= {"log"}
+    _write(sqlite_path, "UPDATE tags SET tag = 'after P' WHERE idea_id = 20 AND tag = 'a'")
+    run.copy(params)
+    report = run.verify_all(params, since_proof=True)["tables"]
+    assert report["tags"]["path"] == "proof + changes" and report["tags"]["ok"], report["tags"]
+    assert report["ideas"]["path"] == "proof + changes" and report["ideas"]["changes"] == 0
+
+
 def test_the_difference_since_the_proof_is_what_cutover_verifies(proven):
     report = run.verify_all(proven, since_proof=True)["tables"]
     keyed = {"users", "ideas", "tags"}
