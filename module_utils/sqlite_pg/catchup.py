@@ -20,7 +20,7 @@ If PostgreSQL refuses any of it, nothing is kept and the caller copies those tab
 import json
 import time
 
-from . import capture, convert
+from . import capture, convert, frozen
 from .errors import DataError
 from .ledger import REJECTS, record_ledger
 from .pg import sql
@@ -131,6 +131,8 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
             set_sequence(cur, schema, target, sqlite_conn)
             source_rows, max_rowid = source.stats()
             rows, rejected = _counts(cur, schema, target)
+            # For the verification that follows inside cutover's freeze (frozen.py).
+            frozen.leave(("postgresql", schema, target.name, upto), (rows, rejected))
             entry = done[target.source.name]
             entry.update(rows=rows, source_rows=source_rows, total_rejected=rejected)
             entry["seconds"] = time.monotonic() - start

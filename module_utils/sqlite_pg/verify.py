@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 
-from . import capture, convert, readback
+from . import capture, convert, frozen, readback
 from .connection import snapshot_readers
 from .ddl import find_orphans
 from .ledger import REJECTS, read_ledger, record_proof
@@ -297,9 +297,11 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
         cur.execute(sql.SQL("SELECT count(*) FROM {} AS t WHERE EXISTS (SELECT 1 FROM s2p_vgone AS s WHERE {})").format(
             tid, match))
         left_behind = cur.fetchone()[0]
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
-        target_rows = cur.fetchone()[0]
-        rejected = _rejected(cur, schema, target.source.name)
+        counted = frozen.take(("postgresql", schema, target.name, upto))
+        if counted is None:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
+            counted = cur.fetchone()[0], _rejected(cur, schema, target.source.name)
+        target_rows, rejected = counted
         # Checksums of the changed rows only (the whole table's were compared at the proof).
         result.update(source_rows=source_rows, target_rows=target_rows, rejected=rejected, changes=good + gone_count,
                       changes_source_checksum=src_sum, changes_target_checksum=dst_sum)
