@@ -88,7 +88,7 @@ def write_sqlite():
         day=datetime.date(2024, 2, 29), clock=datetime.time(23, 59, 59, 999999),
         span=datetime.timedelta(days=-1, seconds=5, microseconds=7), amount=decimal.Decimal("12345678.1234"),
         flag=True, maybe=None, token=TOKEN,
-        doc={"a": [1, 2.5, {"é": "ünï ✓"}], "n": None, "f": 0.1, "big": 2**60, "nested": {"t": True}},
+        doc={"a": [1, 2.5, {"é": "ünï ✓"}], "n": None, "f": 0.1, "tiny": 1.5e-07, "ten": 2.5e1, "big": 2**60, "nested": {"t": True}},
         blob=b"\x00\xffbin\x01", big=2**63 - 1, ratio=-0.0, small=1000)
     Sample.objects.create(
         owner=ann, title="second", at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),   # no fraction
@@ -120,13 +120,19 @@ def _rows(model, using):
     return {o.pk: {f: getattr(o, f) for f in fields} for o in model.objects.using(using).order_by("pk")}
 
 
-def test_django_writes_sqlite_and_reads_postgresql_back_unchanged(dbs):
+@pytest.fixture(scope="module")
+def written(dbs):
+    write_sqlite()
+    return dbs
+
+
+def test_django_writes_sqlite_and_reads_postgresql_back_unchanged(written):
     from django.apps import apps
     from django.test.utils import override_settings
 
     from tests.django_app.models import LocalEvent, Sample
 
-    write_sqlite()
+    dbs = written
     params = dict(dbs, timestamp_type="timestamptz", column_types=COLUMN_TYPES)
     planned = run.schema(params, phase="tables")
     copied = run.copy(params, on_error="error")
@@ -164,3 +170,30 @@ def test_django_writes_sqlite_and_reads_postgresql_back_unchanged(dbs):
     assert Sample.objects.using("pg").filter(doc__isnull=True).count() == 0   # JSON null is not SQL NULL
     assert fetch(dbs, "SELECT doc IS NULL, doc = 'null'::jsonb FROM django_app_sample ORDER BY id") == [
         (False, False), (False, True), (False, False)]
+
+
+def test_a_json_float_jsonb_would_read_back_as_an_integer_is_refused_and_named(written, pg_cluster):
+    """Django writes 1e23 in a JSONField as ``1e+23``; jsonb prints it as an integer, which
+    Django would read back as int 100000000000000000000000 (another value). Told jsonb, the
+    copy refuses that row with the reason; by default (Django's ``text``) it is kept as written."""
+    from sqlite_pg import convert
+    from tests.django_app.models import Owner, Sample
+
+    row = Sample.objects.create(owner=Owner.objects.get(name="Ann"), title="float", doc={"e": 1e23, "f": 0.5})
+    try:
+        fetch(written, "CREATE SCHEMA forced; CREATE SCHEMA plain; SELECT 1")
+        forced = dict(written, schema="forced", timestamp_type="timestamptz", column_types=COLUMN_TYPES)
+        assert run.profile(forced)["tables"]["django_app_sample"]["columns"]["doc"]["problems"] == {
+            convert.JSONB_CHANGES: 1}
+        run.schema(forced, phase="tables")
+        copied = run.copy(forced, on_error="quarantine")
+        assert copied["tables"]["django_app_sample"]["reasons"] == {convert.JSONB_CHANGES: 1}
+        assert fetch(forced, "SELECT count(*) FROM forced.django_app_sample WHERE id = %s", (row.pk,)) == [(0,)]
+
+        plain = dict(written, schema="plain")
+        run.schema(plain, phase="tables")
+        assert run.copy(plain, on_error="error")["rejected"] == 0
+        assert fetch(plain, "SELECT doc FROM plain.django_app_sample WHERE id = %s", (row.pk,)) == [
+            ('{"e": 1e+23, "f": 0.5}',)]
+    finally:
+        row.delete()
