@@ -146,8 +146,15 @@ def test_django_writes_sqlite_and_reads_postgresql_back_unchanged(written):
     assert types["at"] == "timestamp with time zone" and types["flag"] == "boolean"
     assert types["blob"] == "bytea" and types["ratio"] == "double precision" and types["big"] == "bigint"
     assert planned["tables"]["django_app_localevent"]["columns"]["at"] == "timestamp without time zone"
-    notes = planned["notes"] + constraints["notes"]
-    print("notes:", *notes, sep="\n  ")
+    # Nothing is noted: jsonb holds Django's CHECK (JSON_VALID(doc)), the rest is translated.
+    assert planned["notes"] + constraints["notes"] == []
+    assert set(fetch(dbs, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                          "WHERE conrelid = 'django_app_sample'::regclass AND contype IN ('c', 'u', 'f')")) == {
+        ("sample_owner_title_uniq", "UNIQUE (owner_id, title)"),
+        ("sample_small_lte_1000", "CHECK ((small <= 1000))"),
+        ("django_app_sample_small_check", "CHECK ((small >= 0))"),
+        ("django_app_sample_owner_id_fkey",
+         "FOREIGN KEY (owner_id) REFERENCES django_app_owner(id) DEFERRABLE INITIALLY DEFERRED")}
 
     # Every model, Django's own included, reads the same Python values on both databases.
     for model in apps.get_models():
@@ -162,6 +169,14 @@ def test_django_writes_sqlite_and_reads_postgresql_back_unchanged(written):
         assert _rows(LocalEvent, "default") == _rows(LocalEvent, "pg")
         assert [e.at for e in LocalEvent.objects.using("pg").order_by("pk")] == [
             datetime.datetime(2024, 3, 31, 2, 30), datetime.datetime(2024, 10, 27, 2, 30, 0, 500000)]
+
+    # django_migrations (no model in the app registry): the same rows, applied as an aware UTC time
+    from django.db import connections
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = [list(MigrationRecorder(connections[a]).migration_qs.order_by("id").values_list("app", "name", "applied"))
+               for a in ("default", "pg")]
+    assert applied[0] == applied[1] and applied[0] and applied[0][0][2].tzinfo is not None
 
     # Django's lookups work on the PostgreSQL types
     assert Sample.objects.using("pg").get(token=TOKEN).title.startswith("héllo")
@@ -197,3 +212,28 @@ def test_a_json_float_jsonb_would_read_back_as_an_integer_is_refused_and_named(w
             ('{"e": 1e+23, "f": 0.5}',)]
     finally:
         row.delete()
+
+
+def test_with_the_default_mapping_values_are_kept_but_django_reads_other_types(written):
+    """Without ``column_types``, Django's declared types map as written: every value is kept
+    (verify passes) but Django reads a UUID as its 32 hex digits, a duration as microseconds,
+    an aware time as naive UTC - the reason docs/design.md gives the settings above."""
+    from tests.django_app.models import Sample
+
+    fetch(written, "CREATE SCHEMA defaults; SELECT 1")
+    params = dict(written, schema="defaults")
+    planned = run.schema(params, phase="tables")
+    assert run.copy(params, on_error="error")["rejected"] == 0
+    constraints = run.schema(params, phase="constraints")
+    report = run.verify_all(params)
+    assert all(t["ok"] for t in report["tables"].values()), report
+    types = planned["tables"]["django_app_sample"]["columns"]
+    assert (types["token"], types["span"], types["doc"], types["at"], types["amount"]) == (
+        "character varying(32)", "bigint", "text", "timestamp without time zone", "numeric")
+    assert planned["notes"] + constraints["notes"] == [
+        "django_app_sample: CHECK ((JSON_VALID(\"doc\") OR \"doc\" IS NULL)) on column 'doc' not translated "
+        "(function JSON_VALID()): not created"]
+    assert fetch(params, "SELECT token, span, at::text FROM defaults.django_app_sample WHERE title = 'second'") == [
+        ("0" * 32, 0, "2024-01-01 00:00:00")]
+    lite = Sample.objects.using("default").get(title="second")
+    assert (lite.token, lite.span) == (uuid.UUID(int=0), datetime.timedelta(0))
