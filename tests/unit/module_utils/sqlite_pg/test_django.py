@@ -13,15 +13,13 @@ import datetime
 import decimal
 import uuid
 
+import django  # the test extras install it (pyproject.toml)
 import psycopg2
 import pytest
+from django.conf import settings
 
-django = pytest.importorskip("django")
-
-from django.conf import settings  # noqa: E402
-
-from sqlite_pg import run  # noqa: E402
-from tests.conftest import fetch  # noqa: E402
+from sqlite_pg import run
+from tests.conftest import fetch
 
 PARIS = datetime.timezone(datetime.timedelta(hours=1))
 
