@@ -136,7 +136,10 @@ def jsonb_changes(c):
     # CASE, not AND: SQLite may evaluate both sides of an AND, and these are the costly parts.
     return (f"(CASE WHEN NOT json_valid({c}) THEN 0 "
             f"WHEN instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)}) THEN 1 "
-            f"WHEN {c} GLOB '*[0-9][eE]*' AND s2p_json_exponent_integer({_raw(c)}) THEN 1 "
+            # An exponent that is not negative (only those can leave no digits after the point);
+            # GLOB with a literal letter first is cheap (0.17 s per 200,000 documents).
+            f"WHEN ({c} GLOB '*e[0-9+]*' OR {c} GLOB '*E[0-9+]*') AND s2p_json_exponent_integer({_raw(c)}) "
+            "THEN 1 "
             f"WHEN instr({c}, ',') = 0 THEN 0 ELSE s2p_json_duplicate_keys({_raw(c)}) END)")
 
 
