@@ -48,8 +48,9 @@ NOT_DATE = "not a date (or a date with a time of day)"
 NOT_UUID = "not a UUID"
 TIME_OFFSET = ("time of day with a UTC offset in a time without time zone column (folding the offset would "
                "change the time): type the column time with time zone (column_types) to keep it")
-JSONB_CHANGES = ("jsonb would change this value (a duplicate object key keeps only the last, -0 loses its sign): "
-                 "type the column json (column_types) to keep it as written")
+JSONB_CHANGES = ("jsonb would change this value (a duplicate object key keeps only the last, -0 loses its sign, "
+                 "a number with an exponent and no digits after its point comes back as an integer: 1e+23 as "
+                 "100000000000000000000000): type the column json (column_types) to keep it as written")
 NUMBER_IN_BLOB = "number in a BLOB column"
 BLOB_IN_NUMBER = "BLOB in a numeric or date/time column"
 INVALID_UTF8 = "text is not valid UTF-8"
@@ -127,11 +128,18 @@ def time_offset(c):
 
 def jsonb_changes(c):
     """SQL: true when jsonb would change what this valid JSON text means - a duplicate object
-    key (jsonb keeps the last) or a negative zero (numeric has no -0). Key order and
-    whitespace are not meaning (RFC 8259); numbers keep their digits in jsonb."""
+    key (jsonb keeps the last), a negative zero (numeric has no -0), or a number with an
+    exponent that jsonb prints as an integer (``1e+23`` as ``100000000000000000000000``:
+    Python's json, so Django's JSONField, reads a float back as an int, here of another
+    value; Python writes every float from 1e16 so). Key order and whitespace are not meaning
+    (RFC 8259); other numbers keep their digits in jsonb."""
     # CASE, not AND: SQLite may evaluate both sides of an AND, and these are the costly parts.
     return (f"(CASE WHEN NOT json_valid({c}) THEN 0 "
             f"WHEN instr({c}, '-0') > 0 AND s2p_json_negative_zero({_raw(c)}) THEN 1 "
+            # An exponent that is not negative (only those can leave no digits after the point);
+            # GLOB with a literal letter first is cheap (0.17 s per 200,000 documents).
+            f"WHEN ({c} GLOB '*e[0-9+]*' OR {c} GLOB '*E[0-9+]*') AND s2p_json_exponent_integer({_raw(c)}) "
+            "THEN 1 "
             f"WHEN instr({c}, ',') = 0 THEN 0 ELSE s2p_json_duplicate_keys({_raw(c)}) END)")
 
 
@@ -927,6 +935,21 @@ def _json_negative_zero(raw, encoding="utf-8"):
     return bool(found)
 
 
+def _json_exponent_integer(raw, encoding="utf-8"):
+    """Whether a JSON text holds a number with an exponent that jsonb prints without a
+    decimal point (its scale, digits after the point less the exponent, is 0 or less):
+    ``1e+23``, ``1.5e1``; not ``1.5e-7`` (``0.00000015``) nor ``2.50e1`` (``25.0``)."""
+    found = []
+
+    def number(text):
+        if text.lower().count("e") and decimal.Decimal(text).as_tuple().exponent >= 0:
+            found.append(text)
+        return 0
+
+    json.loads(_text(raw, encoding), parse_float=number)
+    return bool(found)
+
+
 _ENCODINGS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
 
 
@@ -954,6 +977,8 @@ def register_functions(conn):
         lambda raw: _json_duplicate_keys(raw, encoding)), deterministic=True)
     conn.create_function("s2p_json_negative_zero", 1, _never_raises(
         lambda raw: _json_negative_zero(raw, encoding)), deterministic=True)
+    conn.create_function("s2p_json_exponent_integer", 1, _never_raises(
+        lambda raw: _json_exponent_integer(raw, encoding)), deterministic=True)
     conn.create_function("s2p_lone_surrogate", 1, _never_raises(_lone_surrogate), deterministic=True)
 
 

@@ -136,7 +136,8 @@ def why_chosen(declared_type, chosen):
     if declared_type == chosen or chosen is None:
         return None
     if declared_type == "jsonb":
-        return "jsonb would change some values (a duplicate object key, a -0): json keeps them as written"
+        return ("jsonb would change some values (a duplicate object key, a -0, a number with an exponent read "
+                "back as an integer): json keeps them as written")
     if declared_type == "time without time zone":
         return "some values carry a UTC offset: time with time zone keeps it"
     if chosen == "numeric":

@@ -269,3 +269,24 @@ def test_an_integer_a_double_would_round_is_refused_from_a_double_column(pg_db, 
         "(column_types)": 2}
     assert fetch(params, "SELECT id, x FROM m ORDER BY id") == [(1, float(2**53)), (4, 7.0)]
     run.verify_all(params)
+
+
+def test_json_numbers_jsonb_prints_as_integers_keep_the_column_json(pg_db, sqlite_path):
+    """jsonb prints 1e+23 as 100000000000000000000000: Python's json (Django's JSONField)
+    reads that back as an int of another value than the float written. Python writes every
+    float from 1e16 with an exponent. 1.5e-07 (0.00000015) and 2.50e1 (25.0) stay floats."""
+    make_sqlite(sqlite_path, "CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSON, other JSON);",
+                {"j": [(1, '{"e": 1e+23}', '[1.5e-07, 2.50e1, "1e5", {"k1e5": 0.1}]'), (2, "[1.5e1]", "[1E-5]")]})
+    params = dict(pg_db, source=sqlite_path)
+    columns = run.profile(params)["tables"]["j"]["columns"]
+    assert (columns["doc"]["pg_type"], columns["other"]["pg_type"]) == ("json", "jsonb")
+    migrate(params)
+    assert fetch(params, "SELECT doc::text FROM j ORDER BY id") == [('{"e": 1e+23}',), ("[1.5e1]",)]
+    assert fetch(params, "SELECT other::text FROM j ORDER BY id") == [
+        ('[0.00000015, 25.0, "1e5", {"k1e5": 0.1}]',), ("[0.00001]",)]
+    run.verify_all(params)
+
+    forced = dict(pg_db, source=sqlite_path, schema="forced", column_types={"j.doc": "jsonb"})
+    _execute(pg_db, "CREATE SCHEMA forced")
+    result = migrate(forced, on_error="quarantine")
+    assert result["tables"]["j"]["reasons"] == {convert.JSONB_CHANGES: 2}
