@@ -31,8 +31,7 @@ sys.path.insert(0, HERE)
 
 import run as bench  # noqa: E402
 
-from sqlite_pg import convert  # noqa: E402
-from sqlite_pg import copy as copier  # noqa: E402
+from sqlite_pg import convert, pgcopy  # noqa: E402
 from sqlite_pg import run as engine  # noqa: E402
 from sqlite_pg import source as reader  # noqa: E402
 
@@ -52,7 +51,7 @@ def split_tables(cluster, source, work):
         convert.register_functions(sconn)
         for name, target in model.items():
             with pconn.cursor() as cur:
-                columns = copier.target_codecs(cur, "public", target)
+                columns = pgcopy.target_codecs(cur, "public", target)
             table = reader.SourceTable(sconn, target.source, columns)
             ours, plain = os.path.join(work, f"{name}.a.csv"), os.path.join(work, f"{name}.sqlite3.csv")
 
@@ -76,7 +75,7 @@ def split_tables(cluster, source, work):
                 pconn.commit()
                 return time.monotonic() - t0, cluster.cpu_seconds() - c0
 
-            ours_sql = copier._copy_sql("public", target.name, columns, freeze=True).as_string(pconn)
+            ours_sql = pgcopy.copy_sql("public", target.name, columns, freeze=True).as_string(pconn)
             pa_wall, pa_cpu = load(ours, ours_sql)
             ps_wall, ps_cpu = load(plain, f'COPY "{name}" FROM STDIN WITH (FORMAT csv, FREEZE)')
             t0 = time.monotonic()

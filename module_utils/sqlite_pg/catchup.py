@@ -20,21 +20,11 @@ If PostgreSQL refuses any of it, nothing is kept and the caller copies those tab
 import json
 import time
 
-from psycopg2 import sql
-
-from . import capture, convert
-from .copy import REJECTS, TableResult, _Bytes, _fill_defaults, _quarantine, _set_sequence, record_ledger
+from . import capture, convert, frozen
 from .errors import DataError
-
-
-def stage(cur, schema, target, columns, name, payload):
-    """A temporary table with ``columns`` of the target's types, filled from COPY text."""
-    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-        sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        sql.Identifier(schema, target.name)))
-    if payload:
-        cur.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, QUOTE E'\\x01')").format(
-            sql.Identifier(name)), _Bytes(payload))
+from .ledger import REJECTS, record_ledger
+from .pg import sql
+from .pgcopy import TableResult, fill_defaults, quarantine, set_sequence, stage
 
 
 def _key_match(left, right, keys):
@@ -122,7 +112,7 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
                 keys_sql, args = capture.logged_keys_sql(target.source, since, upto)
                 rows, good, payload = source.changed(keys_sql, args)
                 keys = [tuple(r) for r in sqlite_conn.execute(keys_sql, args)]
-            restore += _fill_defaults(cur, schema, target)
+            restore += fill_defaults(cur, schema, target)
             stage(cur, schema, target, [c.target for c in columns], f"s2p_rows_{i}", payload)
             inserted, updated = _upsert(cur, schema, target, columns, f"s2p_rows_{i}")
             result = TableResult(target.source.name, "caught_up")
@@ -132,15 +122,17 @@ def replay(sqlite_conn, pg_conn, work, schema, upto, on_error="error", progress=
                     if on_error == "error":
                         column, reason = next(iter(reasons.items()))
                         raise DataError(target.source.name, key, column, raw.get(column), reason)
-                    _quarantine(cur, schema, target.source.name, key, reasons, raw, result)
+                    quarantine(cur, schema, target.source.name, key, reasons, raw, result)
             done[target.source.name].update(updated=updated, inserted=inserted, keys=len(keys) if keys_sql else rows,
                                             rejected=result.rejected, reasons=result.reasons)
         for stmt in restore:
             cur.execute(stmt)
         for target, _columns, source, _since, _whole in work:
-            _set_sequence(cur, schema, target, sqlite_conn)
+            set_sequence(cur, schema, target, sqlite_conn)
             source_rows, max_rowid = source.stats()
             rows, rejected = _counts(cur, schema, target)
+            # For the verification that follows inside cutover's freeze (frozen.py).
+            frozen.leave(("postgresql", schema, target.name, upto), (rows, rejected))
             entry = done[target.source.name]
             entry.update(rows=rows, source_rows=source_rows, total_rejected=rejected)
             entry["seconds"] = time.monotonic() - start

@@ -4,16 +4,7 @@ import os
 import sqlite3
 
 from .errors import ConnectError, SourceError
-
-try:
-    import psycopg2
-    import psycopg2.extensions
-
-    HAS_PSYCOPG2 = True
-except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
-    psycopg2 = None
-    HAS_PSYCOPG2 = False
-
+from .pg import HAS_PSYCOPG2, psycopg2  # noqa: F401 - HAS_PSYCOPG2: the modules' check
 
 MIN_SERVER_VERSION = 120000
 

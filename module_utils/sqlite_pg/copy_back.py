@@ -18,13 +18,12 @@ import sqlite3
 import time
 import uuid
 
-import psycopg2
-from psycopg2 import sql
-
 from .convert import INTERVAL_UNITS
-from .copy import REJECTS, target_codecs
 from .errors import MigrationError
 from .introspect import quote_ident
+from .ledger import REJECTS
+from .pg import psycopg2, sql
+from .pgcopy import target_codecs
 
 _BATCH = 5000
 

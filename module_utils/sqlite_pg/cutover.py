@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 
-from . import run, source
+from . import frozen, run
 from .errors import MigrationError, VerifyError
 
 JOURNAL = "cutover.json"
@@ -278,7 +278,7 @@ def _window(window, previous, record, timeout, resumed_stop):
             stopped = True
         window.note("final_pass", stopped=True, stopped_at=stopped_at)
         pass_started = time.monotonic()
-        with source.frozen_counts():   # the app is stopped: each table counted once
+        with frozen.counts():   # the app is stopped: each table counted once on each side
             copied, verified, path = window.final_pass(params.get("on_error") or "error",
                                                        bool(params.get("capture")), deadline)
         final_pass_seconds = round(time.monotonic() - pass_started, 3)

@@ -14,12 +14,9 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-import psycopg2
-import psycopg2.errors
-from psycopg2 import sql
-
 from . import convert
 from .errors import SchemaError
+from .pg import psycopg2, sql
 
 PHASES = ("tables", "constraints")
 ORPHAN_POLICIES = ("error", "not_valid", "skip")

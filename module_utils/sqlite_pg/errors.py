@@ -91,10 +91,7 @@ def fault(exc, source=None):
     is not one. Each says what happened and what to do, rather than "unexpected error"."""
     import sqlite3
 
-    try:
-        import psycopg2
-    except ImportError:  # pragma: no cover - the engine needs it for anything that connects
-        psycopg2 = None
+    from .pg import psycopg2
     if psycopg2 is not None and isinstance(exc, psycopg2.Error):
         code = getattr(exc, "pgcode", None) or ""
         lost = isinstance(exc, psycopg2.InterfaceError) or (

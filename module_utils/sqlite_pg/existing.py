@@ -9,10 +9,9 @@ or get an operator-given SQL expression; tables load parents first by the target
 foreign keys.
 """
 
-from psycopg2 import sql
-
 from .errors import SchemaError
 from .model import TargetColumn
+from .pg import sql
 
 TARGET_MODES = ("create", "existing")
 

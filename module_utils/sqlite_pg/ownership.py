@@ -20,14 +20,10 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 
-import psycopg2
-import psycopg2.errors
-import psycopg2.extras
-from psycopg2 import sql
-
 from .ddl import check_create_privileges
 from .errors import MigrationError, SourceError
 from .introspect import SOURCE_ID, quote_ident
+from .pg import psycopg2, sql
 
 RECORD = "_migration_source"
 # The migration's own tables in a target: not "foreign" when they are all a schema holds.

@@ -14,11 +14,8 @@ triggers disabled; verification catches both.
 
 import time
 
-import psycopg2
-import psycopg2.errors
-from psycopg2 import sql
-
 from .errors import MigrationError
+from .pg import psycopg2, sql
 
 LOG = "_migration_changes"
 FUNCTION = "_migration_log_change"

@@ -35,9 +35,8 @@ import re
 import struct
 import uuid
 
-from psycopg2 import sql
-
 from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS, JULIAN_RANGE, raw_json
+from .pg import sql
 
 UNCHECKED = object()   # no rule for this value: not compared
 REFUSED = object()     # the rules say PostgreSQL cannot hold it (then the row must be quarantined)

@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 
 from . import copy as copier
-from . import ddl, introspect, ownership, verify
+from . import ddl, introspect, ledger, ownership, verify
 from . import profile as profiler
 from .connection import connect_pg, open_sqlite, require_utf8
 from .convert import INTERVAL_UNITS
@@ -212,12 +212,12 @@ def sqlite_writes(sqlite_conn, pg_conn, model, schema):
     from . import capture as capturer
 
     with pg_conn.cursor() as cur:
-        ledger = copier.read_ledger(cur, schema)
+        done = ledger.read_ledger(cur, schema)
     pg_conn.rollback()
     if capturer.position(sqlite_conn)[0] is None:
         return {}
-    written = {name: capturer.pending(sqlite_conn, target.source.name, ledger[name][4], 1 << 62)
-               for name, target in model.items() if ledger.get(name) and ledger[name][4] is not None}
+    written = {name: capturer.pending(sqlite_conn, target.source.name, done[name].capture_seq, 1 << 62)
+               for name, target in model.items() if done.get(name) and done[name].capture_seq is not None}
     return {name: n for name, n in written.items() if n}
 
 

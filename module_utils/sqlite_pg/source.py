@@ -5,32 +5,16 @@ SQLite itself, handed to the COPY by reader threads.
 object ``copy_expert`` reads, fed by one reader thread per SQLite connection.
 """
 
-import contextlib
 import queue
 import sqlite3
 import threading
 
+from . import frozen
 from .errors import MigrationError
 from .introspect import CAPTURE_LOG, quote_ident
 
 _MAX_CHUNK_ROWS = 50_000
 _CHUNK_BYTES = 4 << 20
-
-# Inside cutover's freeze the app is stopped: a table's count (a full scan of its smallest
-# index) is read once, not by each of the copy, the catch-up and the verification. Keyed by
-# the file, the table and the change log's position, which every captured write moves.
-_frozen = None
-
-
-@contextlib.contextmanager
-def frozen_counts():
-    """While writes to the file are stopped: count each table once (with capture installed)."""
-    global _frozen
-    _frozen = {}
-    try:
-        yield
-    finally:
-        _frozen = None
 
 
 class SourceTable:
@@ -61,8 +45,9 @@ class SourceTable:
         return " || ',' || ".join(f"({f})" for f in fields) + " || char(10)"
 
     def stats(self):
-        """(row count, highest rowid or None)."""
-        if _frozen is None:
+        """(row count, highest rowid or None); inside cutover's freeze read once per table
+        and change-log position (``frozen``)."""
+        if not frozen.active():
             return self._stats()
         try:
             file = self.conn.execute("SELECT file FROM pragma_database_list WHERE name = 'main'").fetchone()[0]
@@ -71,10 +56,7 @@ class SourceTable:
             seq = None
         if seq is None:
             return self._stats()
-        key = (file, self.table.name, seq[0])
-        if key not in _frozen:
-            _frozen[key] = self._stats()
-        return _frozen[key]
+        return frozen.recall(("sqlite", file, self.table.name, seq[0]), self._stats)
 
     def _stats(self):
         if self.table.has_rowid:

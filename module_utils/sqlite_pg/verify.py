@@ -13,22 +13,12 @@ import dataclasses
 import json
 import time
 
-import psycopg2
-from psycopg2 import sql
-
-from . import capture, convert, readback
-from .catchup import stage
+from . import capture, convert, frozen, readback
 from .connection import snapshot_readers
-from .copy import (
-    PARALLEL_READERS,
-    REJECTS,
-    _careful_copy,
-    _copy_sql,
-    read_ledger,
-    record_proof,
-    target_codecs,
-)
 from .ddl import find_orphans
+from .ledger import REJECTS, read_ledger, record_proof
+from .pg import psycopg2, sql
+from .pgcopy import PARALLEL_READERS, careful_copy, copy_sql, stage, target_codecs
 from .source import Feed, SourceTable, parallel_chunks
 
 _TEMP = "_s2p_verify"
@@ -103,7 +93,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
         cur.execute("SAVEPOINT s2p_verify")
         feed = Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
         try:
-            cur.copy_expert(_copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
+            cur.copy_expert(copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
             converted = feed.rows
         except psycopg2.Error:
             converted = None
@@ -111,7 +101,7 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
             feed.close()   # the reader thread must stop before anything else reads SQLite
         if converted is None:
             cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
-            converted, _, _, _ = _careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
+            converted, _, _, _ = careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
         rejected = _rejected(cur, schema, target.source.name)
         if rejected:
             converted -= _refused_at_load(cur, schema, target)
@@ -307,9 +297,11 @@ def verify_changes(sqlite_conn, pg_conn, target, schema, since, upto, max_diffs=
         cur.execute(sql.SQL("SELECT count(*) FROM {} AS t WHERE EXISTS (SELECT 1 FROM s2p_vgone AS s WHERE {})").format(
             tid, match))
         left_behind = cur.fetchone()[0]
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
-        target_rows = cur.fetchone()[0]
-        rejected = _rejected(cur, schema, target.source.name)
+        counted = frozen.take(("postgresql", schema, target.name, upto))
+        if counted is None:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
+            counted = cur.fetchone()[0], _rejected(cur, schema, target.source.name)
+        target_rows, rejected = counted
         # Checksums of the changed rows only (the whole table's were compared at the proof).
         result.update(source_rows=source_rows, target_rows=target_rows, rejected=rejected, changes=good + gone_count,
                       changes_source_checksum=src_sum, changes_target_checksum=dst_sum)
@@ -344,7 +336,7 @@ def proof_for(sqlite_conn, ledger, target, position, tracked):
     done = ledger.get(target.source.name)
     if position is None or target.source.name not in tracked or not done or not target.primary_key:
         return None
-    proven, caught_up = done[5], done[4]
+    proven, caught_up = done.proven_seq, done.capture_seq
     if proven is None or caught_up is None or proven > position or caught_up > position:
         return None   # no proof, or the copy is from another snapshot
     if caught_up < position and capture.pending(sqlite_conn, target.source.name, caught_up, position):

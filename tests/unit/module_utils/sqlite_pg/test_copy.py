@@ -512,7 +512,7 @@ def test_unconvertible_numbers_and_dates_are_refused_with_a_reason_up_front(pg_d
     def careful(*_args, **_kwargs):
         raise AssertionError("PostgreSQL refused what the codecs let through")
 
-    monkeypatch.setattr(copy, "_careful_copy", careful)
+    monkeypatch.setattr(copy, "careful_copy", careful)
     params = dict(pg_db, source=_odd(sqlite_path), column_types=ODD_TYPES)
     report = run.profile(params)["tables"]["odd"]
     result = migrate(params, on_error="quarantine")["tables"]["odd"]

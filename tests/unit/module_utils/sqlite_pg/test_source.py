@@ -3,7 +3,7 @@ log stands still, read again as soon as a captured write moves it."""
 
 import sqlite3
 
-from sqlite_pg import introspect, run, source
+from sqlite_pg import frozen, introspect, run, source
 from sqlite_pg.model import Options, build_model
 from tests.conftest import make_sqlite
 
@@ -20,7 +20,7 @@ def test_inside_the_freeze_a_count_is_read_once_per_log_position(sqlite_path):
     run.capture(dict(source=sqlite_path))
     conn, notes = _table(sqlite_path)
     assert notes.stats() == (10, 10)
-    with source.frozen_counts():
+    with frozen.counts():
         assert notes.stats() == (10, 10)
         # Invisible to the log (what a stopped app cannot do): the frozen count stands.
         conn.execute("DROP TRIGGER " + introspect.quote_ident(next(
@@ -39,7 +39,7 @@ def test_inside_the_freeze_a_count_is_read_once_per_log_position(sqlite_path):
 def test_without_capture_the_count_is_always_read(sqlite_path):
     make_sqlite(sqlite_path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);", {"notes": [(1, "a")]})
     conn, notes = _table(sqlite_path)
-    with source.frozen_counts():
+    with frozen.counts():
         assert notes.stats() == (1, 1)
         conn.execute("INSERT INTO notes VALUES (2, 'b')")
         conn.commit()
