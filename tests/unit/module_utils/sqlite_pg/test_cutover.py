@@ -151,3 +151,20 @@ def test_a_window_a_dead_worker_left_switched_is_undone_then_run_again(live):
     assert moved["decision"] == "moved" and any("died in phase checking" in w for w in moved["warnings"])
     wait_for_writes(live["dir"], len(logged(live["dir"])) + 10)
     assert set(logged(live["dir"])) - pg_users(params) == set()
+
+
+def test_the_local_inventory_states_how_its_demo_is_stopped(tmp_path, pg_db):
+    """The README's main command (inventory/local) migrates a demo file with no app running:
+    its settings must say so, or cutover refuses an app it cannot stop."""
+    import yaml
+
+    with open(os.path.join(ROOT, "inventory", "local", "group_vars", "all.yml")) as fh:
+        settings = yaml.safe_load(fh)
+    source = tmp_path / "bot.db"
+    build(source, users=20, ideas_per_user=1, analyses_per_idea=1, seed=3)
+    params = dict(pg_db, source=str(source), env_file=str(tmp_path / ".env"), database_url="postgresql://x/y",
+                  app_service=settings.get("migration_app_service", ""),
+                  app_stop_command=settings.get("migration_app_stop_command", ""),
+                  app_stopped=settings.get("migration_app_stopped", False))
+    run.schema(params, phase="tables")
+    assert cutover.plan(params, str(tmp_path / ".sqlite_pg"))["decision"] == "cut_over"
