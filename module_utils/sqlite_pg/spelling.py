@@ -24,7 +24,7 @@ import datetime
 import decimal
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .convert import INTERVAL_UNITS
 from .introspect import quote_ident
@@ -199,8 +199,12 @@ def learn_columns(conn, table, pg_types):
     the target's catalog type); columns with one spelling get ``DEFAULT`` without a query."""
     out = {}
     for name, pg_type in pg_types.items():
-        kind = family(pg_type, table.column(name).declared)
+        declared = table.column(name).declared
+        kind = family(pg_type, declared)
         out[name] = learn(conn, table, name, kind) if kind else DEFAULT
+        if kind == "uuid" and not out[name].uuid:
+            # Nothing learned: as the declared type says (Django's char(32): 32 hex digits).
+            out[name] = replace(out[name], uuid="hex" if "32" in declared else "dashed")
     return out
 
 
@@ -214,6 +218,8 @@ def to_sqlite(value, declared="", unit="microseconds", spelling=DEFAULT):
     of ``unit`` (Django's DurationField: microseconds)."""
     if isinstance(value, bool):
         return spelling.true if value else spelling.false
+    if isinstance(value, str) and spelling.uuid:
+        value = uuid.UUID(value)   # psycopg2 reads a uuid as text unless register_uuid() ran (Django runs it)
     if value is None or isinstance(value, (int, float, str, bytes)):
         return value
     if isinstance(value, datetime.timedelta):
