@@ -23,6 +23,7 @@ uuid as the declared type says; decimals as numbers).
 import datetime
 import decimal
 import json
+import re
 import uuid
 from dataclasses import dataclass, replace
 
@@ -47,7 +48,9 @@ class Spelling:
     one), ``digits`` (fraction digits, when the value has no more), ``offset`` (suffix for
     UTC: '', 'Z', '+00:00', '+0000', '+00'). Booleans: ``true``/``false``. Uuids: ``uuid``
     ('hex', 'dashed', 'bytes'; '' as the declared type says) and ``upper``. Decimals:
-    ``number_text`` (written as text, as the column holds them)."""
+    ``number_text`` (written as text, as the column holds them). JSON read from jsonb:
+    ``json_compact`` (no space after ``:`` and ``,``), ``json_ascii`` (non-ASCII escaped as
+    ``\\uXXXX``, as Python's ``json.dumps`` writes it by default)."""
 
     shape: str = ""
     separator: str = " "
@@ -59,6 +62,8 @@ class Spelling:
     uuid: str = ""
     upper: bool = False
     number_text: bool = False
+    json_compact: bool = False
+    json_ascii: bool = False
 
 
 DEFAULT = Spelling()
@@ -75,7 +80,7 @@ def family(pg_type, declared=""):
         return "time"
     if base == "interval":
         return "moment" if ("DATE" in declared.upper() or "TIME" in declared.upper()) else None
-    return {"boolean": "boolean", "uuid": "uuid", "numeric": "number"}.get(base)
+    return {"boolean": "boolean", "uuid": "uuid", "numeric": "number", "jsonb": "json"}.get(base)
 
 
 def _count(cond):
@@ -117,6 +122,18 @@ def census_sql(kind):
                  ("upper", _count(f"{text} AND v GLOB '*[A-F]*'")), ("lower", _count(f"{text} AND v GLOB '*[a-f]*'"))]
     elif kind == "number":
         parts = [("values", "count(*)"), ("text", _count(text))]
+    elif kind == "json":
+        # An escape of a character past ASCII (\u0080 and up); a character past ASCII as itself.
+        escaped = " OR ".join(f"v GLOB '*\\u{g}*'" for g in (
+            "00[89a-fA-F][0-9a-fA-F]", "0[1-9a-fA-F][0-9a-fA-F][0-9a-fA-F]",
+            "[1-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]"))
+        parts = [("values", "count(*)"), ("text", _count(text)),
+                 ("colon", _count(f"{text} AND instr(v, '\":') > 0")),
+                 ("colon_spaced", _count(f"{text} AND instr(v, '\": ') > 0")),
+                 ("comma", _count(f"{text} AND instr(v, ',') > 0")),
+                 ("comma_spaced", _count(f"{text} AND instr(v, ', ') > 0")),
+                 ("escaped", _count(f"{text} AND ({escaped})")),
+                 ("raw", _count(f"{text} AND length(CAST(v AS BLOB)) != length(v)"))]
     else:
         raise ValueError(kind)
     return [n for n, _s in parts], ", ".join(s for _n, s in parts)
@@ -136,6 +153,10 @@ def decide(kind, counts):
         return Spelling(uuid=form, upper=form in ("hex", "dashed") and counts["upper"] > 0 and not counts["lower"])
     if kind == "number":
         return Spelling(number_text=counts["text"] == counts["values"])
+    if kind == "json":
+        # PostgreSQL prints jsonb with ', ' and ': ' and non-ASCII as itself (Python's spacing).
+        compact = bool(counts["colon"] or counts["comma"]) and not (counts["colon_spaced"] or counts["comma_spaced"])
+        return Spelling(json_compact=compact, json_ascii=bool(counts["escaped"]) and not counts["raw"])
     return DEFAULT
 
 
@@ -220,6 +241,8 @@ def to_sqlite(value, declared="", unit="microseconds", spelling=DEFAULT):
         return spelling.true if value else spelling.false
     if isinstance(value, str) and spelling.uuid:
         value = uuid.UUID(value)   # psycopg2 reads a uuid as text unless register_uuid() ran (Django runs it)
+    if isinstance(value, str) and (spelling.json_compact or spelling.json_ascii):
+        return spell_json(value, spelling)
     if value is None or isinstance(value, (int, float, str, bytes)):
         return value
     if isinstance(value, datetime.timedelta):
@@ -293,6 +316,31 @@ def _fraction(micros, spelling):
 
 def _utc_suffix(form):
     return form   # UTC in the column's form: '', 'Z', '+00:00', '+0000' or '+00'
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\s+|[^"\s]+')
+
+
+def spell_json(text, spelling=DEFAULT):
+    """JSON text as PostgreSQL prints jsonb, respaced (``json_compact``) and escaped
+    (``json_ascii``) token by token: no value is parsed again, so none can change."""
+    out = []
+    for token in _JSON_TOKEN.findall(text):
+        if token[0] == '"':
+            if spelling.json_ascii:
+                token = "".join(c if ord(c) < 0x7f else _json_escape(c) for c in token)
+        elif token.isspace() and spelling.json_compact:
+            continue
+        out.append(token)
+    return "".join(out)
+
+
+def _json_escape(char):
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xd800 + (code >> 10):04x}\\u{0xdc00 + (code & 0x3ff):04x}"
 
 
 def spell_uuid(value, declared="", spelling=DEFAULT):

@@ -137,6 +137,26 @@ def test_decimals_go_back_as_text_where_the_column_holds_text(values, declared, 
     assert spelled(values, "numeric", decimal.Decimal("3.10"), declared) == expected
 
 
+PG_JSON = '{"a": [1, 2.5e-7, {"é": "ü ✓ \U0001f600, \\"x\\": y"}], "n": null}'   # as PostgreSQL prints jsonb
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    (['{"a": 1, "b": [1, 2]}', '"\\u00e9"'], '{"a": [1, 2.5e-7, {"\\u00e9": "\\u00fc \\u2713 \\ud83d\\ude00, '
+                                              '\\"x\\": y"}], "n": null}'),          # json.dumps: ASCII escapes
+    (['{"a":1,"b":[1,2]}', '"é"'], '{"a":[1,2.5e-7,{"é":"ü ✓ \U0001f600, \\"x\\": y"}],"n":null}'),   # compact
+    (['{"a":1,"b":"\\u00e9"}'], '{"a":[1,2.5e-7,{"\\u00e9":"\\u00fc \\u2713 \\ud83d\\ude00, \\"x\\": y"}],"n":null}'),
+    (['{"a": 1}', '{"a":1}'], PG_JSON),                                              # mixed: as printed
+    (['"é"', '"\\u00e9"'], PG_JSON),
+    ([], PG_JSON),
+])
+def test_json_from_jsonb_goes_back_spaced_and_escaped_as_the_column_is(values, expected):
+    import json
+
+    got = spelled(values, "jsonb", PG_JSON, "JSON")
+    assert got == expected and json.loads(got) == json.loads(PG_JSON)
+    assert spelled(values, "json", PG_JSON, "JSON") == PG_JSON                        # json keeps its text
+
+
 def test_the_default_is_sqlalchemys_spelling_and_decide_is_pure():
     assert spelling.decide("moment", {"values": 0}) is spelling.DEFAULT
     assert spelling.to_sqlite(D) == "2025-01-02 03:04:05.000000"
@@ -165,12 +185,13 @@ def test_the_most_recent_values_decide():
 
 APP = """
 CREATE TABLE events (id INTEGER PRIMARY KEY, at DATETIME, day DATE, done BOOLEAN, ref UUID, price TEXT,
-                     stamp TIMESTAMP);
+                     stamp TIMESTAMP, doc JSON);
 """
 APP_ROWS = [
-    (1, "2024-01-01T10:00:00.000Z", "2024-01-01T00:00:00", "true", str(U).upper(), "12.50", "2024-01-01 10:00:00"),
+    (1, "2024-01-01T10:00:00.000Z", "2024-01-01T00:00:00", "true", str(U).upper(), "12.50", "2024-01-01 10:00:00",
+     '{"a":[1,2],"é":true}'),
     (2, "2024-01-02T11:00:00.120Z", "2024-01-02T00:00:00", "false", str(uuid.UUID(int=1)).upper(), "0.10",
-     "2024-01-01 10:00:00.500000"),
+     "2024-01-01 10:00:00.500000", "null"),
 ]
 
 
@@ -181,9 +202,9 @@ def test_a_hand_written_apps_spellings_come_back_and_verify(pg_db, sqlite_path, 
     migrate(params)
     if captured:
         run.capture(params, side="postgresql")
-    fetch(params, "INSERT INTO events (at, day, done, ref, price, stamp) VALUES ('2025-01-02 03:04:05+00', "
-                  "'2025-01-02', false, %s, 7.5, '2025-01-02 03:04:05'), ('2025-01-02 03:04:05.5+00', '2025-01-03', true, %s, 8, "
-                  "'2025-01-02 03:04:05.25'); UPDATE events SET done = true WHERE id = 2 RETURNING id",
+    fetch(params, "INSERT INTO events (at, day, done, ref, price, stamp, doc) VALUES ('2025-01-02 03:04:05+00', "
+                  "'2025-01-02', false, %s, 7.5, '2025-01-02 03:04:05', '{\"b\": {\"c\": \"ü\"}, \"a\": [1, 2]}'), "
+                  "('2025-01-02 03:04:05.5+00', '2025-01-03', true, %s, 8, '2025-01-02 03:04:05.25', NULL); UPDATE events SET done = true WHERE id = 2 RETURNING id",
           (str(uuid.UUID(int=3)), str(uuid.UUID(int=4))))
     back = run.copy_back(params)
     assert back["tables"]["events"]["status"] == ("replayed_back" if captured else "copied_back")
@@ -194,9 +215,9 @@ def test_a_hand_written_apps_spellings_come_back_and_verify(pg_db, sqlite_path, 
         APP_ROWS[0],
         APP_ROWS[1][:3] + ("true",) + APP_ROWS[1][4:],
         (3, "2025-01-02T03:04:05.000Z", "2025-01-02T00:00:00", "false", str(uuid.UUID(int=3)).upper(), "7.50",
-         "2025-01-02 03:04:05"),
+         "2025-01-02 03:04:05", '{"a":[1,2],"b":{"c":"ü"}}'),
         (4, "2025-01-02T03:04:05.500Z", "2025-01-03T00:00:00", "true", str(uuid.UUID(int=4)).upper(), "8.00",
-         "2025-01-02 03:04:05.250000"),
+         "2025-01-02 03:04:05.250000", None),
     ]
     report = run.verify_all(params)
     assert all(t["ok"] for t in report["tables"].values()), report
