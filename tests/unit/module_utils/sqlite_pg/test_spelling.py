@@ -109,6 +109,8 @@ def test_dates_times_and_intervals_go_back_in_the_columns_spelling(values, pg_ty
 ])
 def test_booleans_go_back_in_the_columns_spelling(values, expected):
     assert tuple(spelled(values, "boolean", v, "BOOLEAN") for v in (True, False)) == expected
+    # The column's collation does not make two spellings one.
+    assert tuple(spelled(values, "boolean", v, "BOOLEAN COLLATE NOCASE") for v in (True, False)) == expected
 
 
 @pytest.mark.parametrize(("values", "declared", "expected"), [
