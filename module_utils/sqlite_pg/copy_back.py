@@ -9,9 +9,9 @@ Each value goes back in the spelling its column already uses in the SQLite file
 (``spelling.py``): learned from the column's values before they are rewritten, so a Django
 app finds ``2024-01-01 00:00:00`` again where SQLAlchemy's would hold
 ``2024-01-01 00:00:00.000000``, a ``T`` or a ``Z`` stays, booleans stay 0/1 or ``'true'``,
-uuids keep or drop their dashes. Date/times go back in UTC (with the column's form of
-offset, if it has one), an interval as the column held it (the epoch plus the duration, or
-a count of its unit), JSON as PostgreSQL's text, enums as their names. A column whose
+uuids keep or drop their dashes, JSON from jsonb stays compact or ASCII-escaped. Date/times
+go back in UTC (with the column's form of offset, if it has one), an interval as the column
+held it (the epoch plus the duration, or a count of its unit), enums as their names. A column whose
 values disagree on an aspect, or that is empty, gets SQLAlchemy's spelling for it
 (``spelling.DEFAULT``). Only the spelling follows the column, never the value: afterwards
 ``sqlite_pg_verify`` proves both sides equal.
