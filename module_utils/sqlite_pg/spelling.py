@@ -72,7 +72,8 @@ DEFAULT = Spelling()
 def family(pg_type, declared=""):
     """Which spelling a column of ``pg_type`` (declared ``declared`` in SQLite) has to learn:
     'moment' (timestamps, dates, an interval kept as the epoch plus the duration), 'time',
-    'boolean', 'uuid', 'number', or None (its values have one spelling)."""
+    'boolean', 'uuid', 'number', 'json' (jsonb, which PostgreSQL prints its own way), or None
+    (its values go back in one spelling)."""
     base = pg_type.split("(")[0].strip()
     if base.startswith("timestamp") or base == "date":
         return "moment"
