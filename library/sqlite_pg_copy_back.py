@@ -10,8 +10,11 @@ description:
   - All tables are rewritten in one SQLite transaction; on any error the file is unchanged.
   - Rows that the copy quarantined in C(_migration_rejects) never reached PostgreSQL and stay in SQLite
     as they were.
-  - Values go back in the forms SQLAlchemy writes on SQLite (C(YYYY-MM-DD HH:MM:SS.ffffff), 0/1, JSON text,
-    enum names).
+  - Each value goes back in the spelling its column already uses in the SQLite file, learned from the
+    column's most recent values before the rewrite (date/times - separator, fraction, offset form, date only;
+    booleans; uuids; decimals kept as text; compact or ASCII-escaped JSON), so the app's exact lookups find
+    the rows again. A column whose values disagree, or an empty one, gets SQLAlchemy's spelling
+    (C(YYYY-MM-DD HH:MM:SS.ffffff), 0/1). Enums go back as their names.
   - The app must be stopped; the module fails if it cannot lock the file.
 extends_documentation_fragment: [sqlite_pg]
 options:

@@ -3,67 +3,34 @@
 After cutover the app writes to PostgreSQL; a rollback must not lose those writes. Each
 migrated table of the SQLite file is rewritten from PostgreSQL in one SQLite transaction
 (the app is stopped): rows are deleted and inserted again from PostgreSQL, except the rows
-that the copy quarantined (they never reached PostgreSQL and stay as they were). Values
-go back in the forms SQLAlchemy writes on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, 0/1,
-JSON text, enum names). Afterwards ``sqlite_pg_verify`` proves both sides equal.
+that the copy quarantined (they never reached PostgreSQL and stay as they were).
+
+Each value goes back in the spelling its column already uses in the SQLite file
+(``spelling.py``): learned from the column's values before they are rewritten, so a Django
+app finds ``2024-01-01 00:00:00`` again where SQLAlchemy's would hold
+``2024-01-01 00:00:00.000000``, a ``T`` or a ``Z`` stays, booleans stay 0/1 or ``'true'``,
+uuids keep or drop their dashes, JSON from jsonb stays compact or ASCII-escaped. Date/times
+go back in UTC (with the column's form of offset, if it has one), an interval as the column
+held it (the epoch plus the duration, or a count of its unit), enums as their names. A column whose
+values disagree on an aspect, or that is empty, gets SQLAlchemy's spelling for it
+(``spelling.DEFAULT``). Only the spelling follows the column, never the value: afterwards
+``sqlite_pg_verify`` proves both sides equal.
 
 Tables whose content already matches (same count and checksum) are left alone, so a
 rerun changes nothing.
 """
 
-import datetime
-import decimal
-import json
 import sqlite3
 import time
-import uuid
 
-from .convert import INTERVAL_UNITS
 from .errors import MigrationError
 from .introspect import quote_ident
 from .ledger import REJECTS
 from .pg import psycopg2, sql
 from .pgcopy import target_codecs
+from .spelling import learn_columns, to_sqlite
 
 _BATCH = 5000
-
-
-_EPOCH = datetime.datetime(1970, 1, 1)
-
-
-def to_sqlite(value, declared="", unit="microseconds"):
-    """A value read from PostgreSQL, in the form the app's SQLite file uses. An interval goes
-    back as the copy read it: the epoch plus the duration in a date/time column (SQLAlchemy's
-    Interval), else a count of ``unit`` (Django's DurationField: microseconds)."""
-    if isinstance(value, bool):
-        return int(value)
-    if value is None or isinstance(value, (int, float, str, bytes)):
-        return value
-    if isinstance(value, datetime.timedelta):
-        if "DATE" in declared.upper() or "TIME" in declared.upper():
-            return (_EPOCH + value).isoformat(sep=" ", timespec="microseconds")
-        micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
-        whole, part = divmod(micros, INTERVAL_UNITS[unit])
-        return whole if not part else micros / INTERVAL_UNITS[unit]
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-        return value.isoformat(sep=" ", timespec="microseconds")   # zero-padded years too
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, datetime.time):
-        return value.isoformat(timespec="microseconds")
-    if isinstance(value, decimal.Decimal):
-        if value.as_tuple().exponent >= 0 and -2**63 <= value < 2**63:
-            return int(value)   # written without a point: an integer (a double would round past 2**53)
-        return int(value) if value == value.to_integral_value() and "INT" in declared.upper() else float(value)
-    if isinstance(value, memoryview):
-        return value.tobytes()
-    if isinstance(value, uuid.UUID):
-        return value.hex if "32" in declared else str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 def _plain_key(key):
@@ -100,6 +67,8 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
     key_cols = list(table.primary_key) or ["rowid"]
     declared = {c.source: table.column(c.source).declared for c in target.columns}
     units = {c.source: c.interval_unit for c in target.columns}
+    # Learned before the rows are deleted: each value goes back as its column spells the others.
+    spelled = learn_columns(sqlite_conn, table, {c.source: c.codec.pg_type for c in codecs})
     sqlite_conn.execute("CREATE TEMP TABLE IF NOT EXISTS s2p_kept (k TEXT PRIMARY KEY)")
     sqlite_conn.execute("DELETE FROM s2p_kept")
     # The kept keys are rendered by SQLite's own json_array, as the rows' keys are below.
@@ -122,7 +91,8 @@ def copy_back_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
             if not rows:
                 break
             sqlite_conn.executemany(insert, [
-                tuple(to_sqlite(v, declared[n], units[n]) for v, n in zip(row, names, strict=True)) for row in rows])
+                tuple(to_sqlite(v, declared[n], units[n], spelled[n]) for v, n in zip(row, names, strict=True))
+                for row in rows])
             inserted += len(rows)
     pg_conn.rollback()
     result.update(status="copied_back", deleted=deleted, inserted=inserted,
@@ -178,13 +148,15 @@ def replay_table(sqlite_conn, pg_conn, target, schema, check_mode=False):
         cur.execute(sql.SQL("SELECT {} FROM {} AS t WHERE ({}) IN ({})").format(
             _select_list(codecs), sql.Identifier(schema, target.name),
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in keys), logged), (table.name,))
-        rows = [tuple(to_sqlite(v, declared[n], units[n]) for v, n in zip(row, names, strict=True))
-                for row in cur.fetchall()]
+        fetched = cur.fetchall()
     pg_conn.rollback()
-    result = dict(table=table.name, keys=len(gone), present=len(rows))
+    result = dict(table=table.name, keys=len(gone), present=len(fetched))
     if check_mode:
         result["status"] = "would_replay_back"
         return result
+    spelled = learn_columns(sqlite_conn, table, {c.source: c.codec.pg_type for c in codecs})
+    rows = [tuple(to_sqlite(v, declared[n], units[n], spelled[n]) for v, n in zip(row, names, strict=True))
+            for row in fetched]
     match = " AND ".join(f"{quote_ident(k)} IS ?" for k in source_keys)
     deleted = sqlite_conn.executemany(f"DELETE FROM {qname} WHERE {match}", gone).rowcount
     sqlite_conn.executemany(f"INSERT INTO {qname} ({', '.join(quote_ident(n) for n in names)}) "

@@ -35,10 +35,14 @@ def dbs(pg_cluster, tmp_path_factory):
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{name}"')
     source = str(tmp_path_factory.mktemp("django") / "app.sqlite3")
+    pg = {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": "postgres",
+          "HOST": pg_cluster.sockdir, "PORT": str(pg_cluster.port)}
     databases = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": source},
-        "pg": {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": "postgres",
-               "HOST": pg_cluster.sockdir, "PORT": str(pg_cluster.port)},
+        "pg": pg,
+        # The rollback test: a copy of the SQLite file, migrated into schema "back" and rolled back.
+        "rolled": {"ENGINE": "django.db.backends.sqlite3", "NAME": ROLLED.format(source)},
+        "pg_back": dict(pg, OPTIONS={"options": "-c search_path=back"}),
     }
     if not settings.configured:
         settings.configure(
@@ -59,6 +63,7 @@ def dbs(pg_cluster, tmp_path_factory):
 
 
 TOKEN = uuid.UUID("0f8e7a6b-5c4d-4e3f-8a1b-2c3d4e5f6a7b")
+ROLLED = "{}.rolled-back"
 
 # What Django's SQLite column types cannot say: the type Django gives each on PostgreSQL.
 COLUMN_TYPES = {
@@ -235,3 +240,62 @@ def test_with_the_default_mapping_values_are_kept_but_django_reads_other_types(w
         ("0" * 32, 0, "2024-01-01 00:00:00")]
     lite = Sample.objects.using("default").get(title="second")
     assert (lite.token, lite.span) == (uuid.UUID(int=0), datetime.timedelta(0))
+
+
+def test_after_a_rollback_djangos_exact_lookups_find_every_row(written):
+    """Django writes whole seconds without a fraction (``.ffffff`` only when non-zero) and
+    compares that text in its exact lookups. A rollback writes each value in the spelling its
+    column already uses, so the rows Django wrote before the migration and the ones it wrote
+    on PostgreSQL are found again, in SQLite, by the values Django knows them by."""
+    import shutil
+
+    from django.test.utils import override_settings
+
+    from tests.django_app.models import LocalEvent, Owner, Sample
+
+    source = ROLLED.format(written["source"])
+    shutil.copy(written["source"], source)
+    fetch(written, "CREATE SCHEMA back; SELECT 1")
+    params = dict(written, source=source, schema="back", timestamp_type="timestamptz", column_types=COLUMN_TYPES)
+    run.schema(params, phase="tables")
+    assert run.copy(params, on_error="error")["rejected"] == 0
+    run.schema(params, phase="constraints")
+
+    # The app, now on PostgreSQL, writes: whole seconds and fractions, and edits an old row.
+    on_pg = datetime.datetime(2025, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+    Sample.objects.using("pg_back").create(
+        owner=Owner.objects.using("pg_back").get(name="Ann"), title="written on postgresql", at=on_pg,
+        day=datetime.date(2025, 3, 4), clock=datetime.time(5, 6, 7), span=datetime.timedelta(seconds=1),
+        amount=decimal.Decimal("1.5"), flag=True, maybe=False, token=uuid.UUID(int=7), doc={"on": "pg"}, small=3)
+    Sample.objects.using("pg_back").create(
+        owner=Owner.objects.using("pg_back").get(name="Bøb ✓"), title="a fraction on postgresql",
+        at=on_pg.replace(microsecond=250000), clock=datetime.time(5, 6, 7, 250000), small=4)
+    Sample.objects.using("pg_back").filter(title="second").update(title="second, edited")
+    with override_settings(USE_TZ=False):
+        LocalEvent.objects.using("pg_back").create(at=datetime.datetime(2025, 1, 1, 9, 0))
+
+    assert run.copy_back(params)["changed"]
+    report = run.verify_all(params)
+    assert all(t["ok"] for t in report["tables"].values()), report
+
+    lite = Sample.objects.using("rolled")
+    # Rows written before the migration, by Django on SQLite:
+    assert lite.get(at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)).title == "second, edited"
+    assert lite.get(at=datetime.datetime(2024, 7, 1, 12, 30, 45, 123456, tzinfo=PARIS)).title.startswith("héllo")
+    assert lite.get(clock=datetime.time(0, 0)).title == "second, edited"
+    assert lite.get(day=datetime.date(1, 1, 1), token=uuid.UUID(int=0), flag=False).title == "second, edited"
+    assert lite.get(token=TOKEN, flag=True).title.startswith("héllo")
+    # ... and by Django on PostgreSQL:
+    assert lite.get(at=on_pg).title == "written on postgresql"
+    assert lite.get(clock=datetime.time(5, 6, 7), token=uuid.UUID(int=7), maybe=False).title == "written on postgresql"
+    assert lite.get(at=on_pg.replace(microsecond=250000), clock=datetime.time(5, 6, 7, 250000)).small == 4
+    with override_settings(USE_TZ=False):
+        assert LocalEvent.objects.using("rolled").get(at=datetime.datetime(2024, 3, 31, 2, 30)).pk == 1
+        assert LocalEvent.objects.using("rolled").get(at=datetime.datetime(2025, 1, 1, 9, 0)).pk == 3
+        assert _rows(LocalEvent, "rolled") == _rows(LocalEvent, "pg_back")
+    # Django reads every field back as it reads it on PostgreSQL.
+    rolled, pg = _rows(Sample, "rolled"), _rows(Sample, "pg_back")
+    assert rolled.keys() == pg.keys() and len(rolled) == 5
+    for pk, row in rolled.items():
+        for f, v in row.items():
+            assert _same(v, pg[pk][f]), (pk, f, v, pg[pk][f])
