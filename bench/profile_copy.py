@@ -12,6 +12,15 @@ the piped ceiling's (D's) equivalent:
 - PostgreSQL side: ``COPY ... FREEZE`` of those two files (server CPU measured from /proc),
   then ``ANALYZE``, which the engine runs after each table.
 
+With ``--binary`` it also loads each table through the two binary-COPY libraries issue 15
+names, as lower bounds with no checking at all (so not exact: what they would cost before
+any value is judged), installed into the benchmark's DuckDB venv if missing:
+
+- psycopg 3's C COPY writer (``FORMAT BINARY``) fed with the rows sqlite3 returns, date/time
+  text parsed by ``datetime.fromisoformat``, into the engine's own table;
+- ADBC: the SQLite driver reads Arrow batches in C and the PostgreSQL driver ingests them by
+  binary COPY in C, into a table it creates from Arrow's types (date/times stay text).
+
 With ``--py-spy`` (installed into the benchmark's DuckDB venv if missing) it also records
 one full A run (``schema tables`` + ``copy`` + ``constraints``) and one ``verify_all``,
 and prints the hottest frames per thread. Nothing here changes the engine; it only calls it.
@@ -91,6 +100,93 @@ def split_tables(cluster, source, work):
     return rows
 
 
+BINARY_PACKAGES = ("psycopg[binary]==3.3.*", "pyarrow==26.*", "adbc-driver-sqlite==1.*", "adbc-driver-postgresql==1.*")
+
+# Run by the DuckDB venv's python: argv[1] is a JSON config; prints client wall and CPU.
+BINARY_CODE = r"""
+import datetime, json, sqlite3, sys, time
+cfg = json.loads(sys.argv[1])
+t0, c0 = time.monotonic(), time.process_time()
+if cfg["how"] == "psycopg3":
+    import psycopg
+    src = sqlite3.connect("file:" + cfg["source"] + "?mode=ro", uri=True)
+    cols = ", ".join('"%s"' % c for c in cfg["columns"])
+    iso = [i for i, t in enumerate(cfg["types"]) if t.startswith(("timestamp", "date"))]
+    parse = datetime.datetime.fromisoformat
+    with psycopg.connect(cfg["dsn"]) as pg, pg.cursor() as cur:
+        cur.execute('TRUNCATE "%s"' % cfg["table"])
+        with cur.copy('COPY "%s" (%s) FROM STDIN (FORMAT BINARY, FREEZE)' % (cfg["table"], cols)) as cp:
+            cp.set_types([t.split("(")[0].replace("character varying", "varchar") for t in cfg["types"]])
+            for row in src.execute('SELECT %s FROM "%s"' % (cols, cfg["table"])):
+                if iso:
+                    row = list(row)
+                    for i in iso:
+                        if row[i] is not None:
+                            row[i] = parse(row[i])
+                cp.write_row(row)
+else:
+    import adbc_driver_postgresql.dbapi as pgd
+    import adbc_driver_sqlite.dbapi as sq
+    with sq.connect(cfg["source"]) as src, pgd.connect(cfg["uri"]) as pg:
+        with src.cursor() as s, pg.cursor() as p:
+            p.execute('DROP TABLE IF EXISTS "adbc_%s"' % cfg["table"])
+            s.execute('SELECT * FROM "%s"' % cfg["table"])
+            p.adbc_ingest("adbc_" + cfg["table"], s.fetch_record_batch(), mode="create")
+        pg.commit()
+print(json.dumps(dict(wall=time.monotonic() - t0, cpu=time.process_time() - c0)))
+"""
+
+
+def ensure_binary(cache):
+    duck = bench.ensure_duckdb(cache)
+    probe = subprocess.run([duck["python"], "-c", "import psycopg, pyarrow, adbc_driver_sqlite, adbc_driver_postgresql"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        bench.log(f"installing {', '.join(BINARY_PACKAGES)} into the DuckDB venv")
+        subprocess.run([duck["python"], "-m", "pip", "install", "-q", *BINARY_PACKAGES], check=True, capture_output=True)
+    return duck["python"]
+
+
+def binary_floor(cluster, source, python):
+    """Per table: (table, psycopg3 client wall/CPU + server CPU, ADBC the same)."""
+    db = cluster.fresh_db("profile_binary")
+    params = bench.params_for(dict(source=source, cluster=cluster), db)
+    engine.schema(params, phase="tables")
+    rows = []
+    with engine.opened(params) as (_sconn, pconn, _schema, model, _options):
+        for name, target in model.items():
+            with pconn.cursor() as cur:
+                columns = pgcopy.target_codecs(cur, "public", target)
+                cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                            "WHERE a.attrelid = %s::regclass AND a.attnum > 0", (f'"{target.name}"',))
+                types = dict(cur.fetchall())
+            pconn.commit()
+            row = dict(table=name)
+            for how in ("psycopg3", "adbc"):
+                cfg = dict(how=how, source=source, table=target.name, columns=[c.target for c in columns],
+                           types=[types[c.target] for c in columns],
+                           dsn=f"host={cluster.sockdir} port={cluster.port} user=postgres dbname={db}",
+                           uri=f"postgresql://postgres@/{db}?host={cluster.sockdir}&port={cluster.port}")
+                cluster.settle()
+                c0 = cluster.cpu_seconds()
+                done = subprocess.run([python, "-c", BINARY_CODE, json.dumps(cfg)], capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{how} on {name}: {done.stderr.strip()[-400:]}")
+                row[how] = dict(json.loads(done.stdout), server=cluster.cpu_seconds() - c0)
+            rows.append(row)
+    cluster.drop_db(db)
+    return rows
+
+
+def print_binary(rows):
+    print("\n| table | psycopg 3 binary COPY from Python rows (wall / client CPU / server CPU) "
+          "| ADBC SQLite -> Arrow -> binary COPY (wall / client CPU / server CPU) |")
+    print("|---|---|---|")
+    for r in rows:
+        cells = [f"{r[h]['wall']:.2f} s / {r[h]['cpu']:.2f} s / {r[h]['server']:.2f} s" for h in ("psycopg3", "adbc")]
+        print(f"| {r['table']} | {cells[0]} | {cells[1]} |")
+
+
 def print_split(rows):
     print("| table | COPY text | SQLite: engine's chunk query, 1 reader (wall / CPU) | sqlite3 -csv (wall / CPU) "
           "| PG COPY FREEZE of the engine's text (wall / server CPU) | PG COPY FREEZE of sqlite3's CSV "
@@ -139,6 +235,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", default="1.3M", choices=list(bench.SIZES))
     p.add_argument("--py-spy", action="store_true", help="also sample one A run and one verify_all with py-spy")
+    p.add_argument("--binary", action="store_true",
+                   help="also load each table through psycopg 3's and ADBC's binary COPY (no checks: lower bounds)")
     p.add_argument("--cache-dir", default=os.path.join(HERE, ".cache"))
     args = p.parse_args(argv)
     cache = os.path.abspath(args.cache_dir)
@@ -149,6 +247,8 @@ def main(argv=None):
     cluster = bench.BenchCluster().start()
     try:
         print_split(split_tables(cluster, source, work))
+        if args.binary:
+            print_binary(binary_floor(cluster, source, ensure_binary(cache)))
         if args.py_spy:
             py_spy(cluster, source, work, cache)
     finally:
