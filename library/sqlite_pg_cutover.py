@@ -129,6 +129,13 @@ final_pass_seconds:
   description: The final copy and verification, inside the window.
   returned: when moved
   type: float
+proof_before_stop_seconds:
+  description:
+    - With change capture, before the app is stopped, a catch-up and a proof of each table by
+      what changed since its last proof, so that the final pass is left with the last seconds' writes.
+    - Not part of the write downtime. Null when it did not run (no capture, or the app was already stopped).
+  returned: when moved
+  type: float
 path:
   description: C(final pass) or C(full copy) (a table differed after the final pass).
   returned: when moved

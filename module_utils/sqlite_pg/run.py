@@ -192,8 +192,8 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     tables = {r.table: r.as_dict() for r in results}
     if proof is not None:
         for r in proof:
-            tables[r["table"]]["proof"] = {k: r.get(k) for k in ("content_ok", "proven_at", "problems", "seconds",
-                                                                 "source_checksum", "target_checksum")}
+            tables[r["table"]]["proof"] = {k: r.get(k) for k in ("content_ok", "proven_at", "path", "problems",
+                                                                 "seconds", "source_checksum", "target_checksum")}
     return dict(
         passes=done,
         lag=lag,

@@ -99,3 +99,33 @@ def test_without_capture_nothing_is_proven_and_verification_is_full(pg_db, sqlit
     run.schema(params, phase="constraints")
     assert {t["proof"]["proven_at"] for t in result["tables"].values()} == {None}
     assert {t["path"] for t in run.verify_all(params, since_proof=True)["tables"].values()} == {"full"}
+
+
+def test_the_proof_rolls_forward_by_the_difference(proven):
+    """Proven at P, changed and caught up since: a new proof proves each keyed table by the rows
+    changed since P (not in full) and moves its proof point, so the freeze verifies only what
+    comes after it."""
+    rolled = run.copy(proven, prove=True)["tables"]
+    for name in ("users", "ideas", "tags"):
+        assert rolled[name]["proof"]["path"] == "proof + changes", rolled[name]["proof"]
+        assert rolled[name]["proof"]["content_ok"] and rolled[name]["proof"]["proven_at"] is not None
+    assert rolled["log"]["proof"]["path"] == "full"   # no key: proven whole, as before
+    report = run.verify_all(proven, since_proof=True)["tables"]
+    assert report["users"]["path"] == "proof + changes" and report["users"]["changes"] == 0
+    _write(proven["source"], "UPDATE users SET name = 'after the new proof' WHERE id = 4")
+    run.copy(proven)
+    report = run.verify_all(proven, since_proof=True)["tables"]
+    assert report["users"]["changes"] == 1 and report["users"]["ok"]
+
+
+def test_a_difference_that_does_not_hold_does_not_move_the_proof(proven):
+    """A changed row PostgreSQL holds wrongly: the rolled proof fails for that table and keeps
+    its old point, so cutover still finds the row."""
+    fetch(proven, "UPDATE users SET name = 'not what SQLite has' WHERE id = 3; SELECT 1")
+    rolled = run.copy(proven, prove=True)["tables"]
+    assert not rolled["users"]["proof"]["content_ok"]
+    assert rolled["ideas"]["proof"]["content_ok"]
+    # users stays proven where it was, before the position the others moved to.
+    assert rolled["users"]["proof"]["proven_at"] < rolled["ideas"]["proof"]["proven_at"]
+    with pytest.raises(VerifyError, match="users: the 2 row\\(s\\) changed since the proof differ"):
+        run.verify_all(proven, since_proof=True)
