@@ -272,12 +272,13 @@ def apply(params, work_dir, record=None, timeout=300, lock_wait=600):
 
 def roll_proof_forward(params):
     """Before the stop, while the app writes: catch up and prove each table at the log's
-    position now, by its difference since its last proof (``verify.prove``). The final pass
+    position now, by its difference since its last proof (``verify.prove``; a table without
+    a proof is left to the freeze's full verification, as before). The final pass
     inside the freeze is then left with the writes of the last seconds, however long ago the
     load's proof was (the constraints phase alone takes minutes on a large file). Returns the
     seconds it took; the freeze does not wait for it."""
     started = time.monotonic()
-    run.copy(params, on_error=params.get("on_error") or "error", passes=2, max_lag=1000, prove=True)
+    run.copy(params, on_error=params.get("on_error") or "error", passes=2, max_lag=1000, prove="forward")
     return round(time.monotonic() - started, 3)
 
 

@@ -149,9 +149,11 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
     the change log gathered meanwhile) until a pass brought at most ``max_lag`` changed keys
     or rows; the last pass's result per table is returned, ``passes`` says how many ran.
 
-    ``prove``: after the last pass, on its snapshot, every table is verified in full and
-    the capture position at which it is equal to the source recorded (``verify.prove``), so
-    that cutover verifies only what changed since (``verify_all(since_proof=True)``).
+    ``prove``: after the last pass, on its snapshot, every table is proven equal to the
+    source and that capture position recorded (``verify.prove``: in full, or by what changed
+    since an earlier proof), so that cutover verifies only what changed since
+    (``verify_all(since_proof=True)``). ``prove="forward"``: only the tables already proven
+    are proven again (by their difference); the others are left as they are.
 
     ``read_from``: where each pass reads (``backup.plan_reading``): in a rollback-journal
     file a page copy in ``snapshot_dir``, so the app's writes are not held for the pass."""
@@ -169,7 +171,8 @@ def copy(params, on_error="error", force=False, check_mode=False, progress_file=
             on_snapshot = None
             if more:
                 def on_snapshot(readers, position):
-                    return verify.prove(readers[0], pg_conn, model, options.schema, readers, position)
+                    return verify.prove(readers[0], pg_conn, model, options.schema, readers, position,
+                                        forward_only=prove == "forward")
             with (contextlib.nullcontext((sqlite_conn, read)) if check_mode
                   else reading(sqlite_conn, plan, snapshot_dir)) as (snapshot, taken):
                 results = copier.copy_tables(snapshot, pg_conn, model, options.schema, on_error=on_error,
