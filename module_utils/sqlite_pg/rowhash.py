@@ -2,7 +2,7 @@
 in SQLite and one of the stored rows computed in PostgreSQL, both over the same canonical text.
 
 The canonical text of a row is its key and each hashed column's value as PostgreSQL prints
-the stored value (``x::text`` under ``DateStyle ISO``, ``extra_float_digits 1``): the
+the stored value (``x::text`` under ``DateStyle ISO``; floats by their bytes): the
 PostgreSQL side is that text, the SQLite side spells it from the source value by the rules
 below, in SQL (C code, no per-value Python), written here and sharing nothing with the copy's
 conversion code (``convert``). Per target type, the source values spelled here:
@@ -12,9 +12,9 @@ conversion code (``convert``). Per target type, the source values spelled here:
   (``<characters>:<text>``) so that no text can pass for a field boundary;
 - boolean: 1/0 and the spellings t/true/y/yes/on/1, f/false/n/no/off/0 (lower case, no
   spaces) as ``true``/``false``;
-- double precision: a REAL in the fewest of 15, 16 or 17 significant digits that reads back
-  as the same double (PostgreSQL's shortest round trip; ``-0`` keeps its sign), an INTEGER
-  under 10^15 as its digits;
+- double precision, real: the IEEE bytes of a REAL (or of an INTEGER a double holds
+  exactly), rounded to float4 for ``real``, against ``float8send``/``float4send`` of the
+  stored value (exact: the sign of zero included; SQLite's own number text is neither);
 - timestamp (and timestamptz, printed in UTC): ISO text ``YYYY-MM-DD HH:MM:SS`` with ``T`` or
   a space, with no fraction or one of six digits (trailing zeros dropped, as PostgreSQL
   prints), or a bare date (midnight); date: ``YYYY-MM-DD``, or that at midnight;
@@ -26,7 +26,7 @@ there (``\\x01``): its range's hashes differ, and the caller judges that range r
 ``readback``'s rules (which know every spelling, offsets, epochs, fractions past the
 microsecond...). A range whose hashes agree holds, under every key, a stored value whose
 printed text is the canonical spelling of the source value: the same value. Columns of the
-other types (numeric, real, time, interval, jsonb, enum, character(n), ...) are not hashed;
+other types (numeric, time, interval, jsonb, enum, character(n), ...) are not hashed;
 the caller reads them back with ``readback`` for every row.
 
 Only for a table keyed by one integer column (both sides ordered by it, ranges on it); the
@@ -35,7 +35,7 @@ caller takes the full path for the others. Quarantined keys are left out on the 
 
 import hashlib
 import json
-import math
+import struct
 import threading
 
 from .introspect import quote_ident
@@ -51,22 +51,26 @@ SEP, EOL = "|", "\n"
 def _hashed(pg_type):
     t = pg_type.lower()
     return (t in INTEGERS or t in TEXTS or t.startswith("character varying") or t in (
-        "boolean", "double precision", "bytea", "uuid", "date") or t.startswith("timestamp"))
+        "boolean", "double precision", "real", "bytea", "uuid", "date") or t.startswith("timestamp"))
+
+
+_D = "[0-9]"
+DATE_GLOB = f"{_D * 4}-{_D * 2}-{_D * 2}"
+DATETIME_GLOB = f"{DATE_GLOB}[ T]{_D * 2}:{_D * 2}:{_D * 2}"
 
 
 def _sqlite_timestamp(x):
     """ISO text of a naive timestamp, as PostgreSQL prints it (seconds always, fraction without
-    trailing zeros); the fraction must be digits only."""
-    digits = f"NOT substr({x}, 21) GLOB '*[^0-9]*'"
+    trailing zeros). Every shape passed through is digits where digits belong, so that no
+    field of a row can reach into the next one."""
     spaced = f"substr({x}, 1, 10) || ' ' || substr({x}, 12)"
-    return (f"CASE WHEN typeof({x}) <> 'text' THEN {BAD} "
-            f"WHEN length({x}) = 26 AND substr({x}, 11, 1) = ' ' AND substr({x}, 20, 1) = '.' AND {digits} "
+    return (f"CASE WHEN +{x} < x'' AND {x} GLOB '{DATE_GLOB} {_D * 2}:{_D * 2}:{_D * 2}.{_D * 6}' "
             f"THEN rtrim(rtrim({x}, '0'), '.') "
-            f"WHEN length({x}) = 19 AND substr({x}, 11, 1) = ' ' THEN {x} "
-            f"WHEN length({x}) = 19 AND substr({x}, 11, 1) = 'T' THEN {spaced} "
-            f"WHEN length({x}) BETWEEN 21 AND 26 AND substr({x}, 11, 1) IN (' ', 'T') AND substr({x}, 20, 1) = '.' "
-            f"AND {digits} THEN rtrim(rtrim({spaced}, '0'), '.') "
-            f"WHEN length({x}) = 10 THEN {x} || ' 00:00:00' "
+            f"WHEN typeof({x}) <> 'text' THEN {BAD} "
+            f"WHEN length({x}) = 19 AND {x} GLOB '{DATETIME_GLOB}' THEN {spaced} "
+            f"WHEN length({x}) BETWEEN 21 AND 26 AND {x} GLOB '{DATETIME_GLOB}.*' AND NOT substr({x}, 21) GLOB '*[^0-9]*' "
+            f"THEN rtrim(rtrim({spaced}, '0'), '.') "
+            f"WHEN length({x}) = 10 AND {x} GLOB '{DATE_GLOB}' THEN {x} || ' 00:00:00' "
             f"ELSE {BAD} END")
 
 
@@ -75,27 +79,27 @@ def sqlite_field(x, pg_type):
     value it must be stored as; never NULL (``N`` for NULL)."""
     t = pg_type.lower()
     if t in INTEGERS:
-        body = f"WHEN typeof({x}) = 'integer' THEN {x}"
-    elif t in TEXTS or t.startswith("character varying"):
-        body = (f"WHEN typeof({x}) = 'text' THEN length({x}) || ':' || {x} "
-                f"WHEN typeof({x}) = 'integer' THEN length(CAST({x} AS TEXT)) || ':' || {x}")
-    elif t == "boolean":
+        # Comparisons, not typeof() (the cost is per value); unary + drops the column's
+        # affinity, so TEXT and BLOB sort above every number; a REAL that passes prints with
+        # '.' or 'e', which no integer's text has.
+        return f"CASE WHEN +{x} <= 9223372036854775807 THEN {x} WHEN {x} IS NULL THEN 'N' ELSE {BAD} END"
+    if t in TEXTS or t.startswith("character varying"):
+        # TEXT only: numbers sort below '' and BLOBs above every text (x'' is the least BLOB).
+        return (f"CASE WHEN +{x} >= '' AND +{x} < x'' THEN length({x}) || ':' || {x} WHEN {x} IS NULL THEN 'N' "
+                f"WHEN typeof({x}) = 'integer' THEN length(CAST({x} AS TEXT)) || ':' || {x} ELSE {BAD} END")
+    if t == "boolean":
         body = (f"WHEN typeof({x}) IN ('integer', 'real') AND {x} = 1 THEN 'true' "
                 f"WHEN typeof({x}) IN ('integer', 'real') AND {x} = 0 THEN 'false' "
                 f"WHEN typeof({x}) = 'text' AND lower({x}) IN ('t', 'true', 'y', 'yes', 'on', '1') THEN 'true' "
                 f"WHEN typeof({x}) = 'text' AND lower({x}) IN ('f', 'false', 'n', 'no', 'off', '0') THEN 'false'")
-    elif t == "double precision":
-        body = (f"WHEN typeof({x}) = 'real' THEN CASE WHEN {x} = 0 THEN {ZERO}({x}) "
-                f"WHEN CAST(printf('%.15g', {x}) AS REAL) = {x} THEN printf('%.15g', {x}) "
-                f"WHEN CAST(printf('%.16g', {x}) AS REAL) = {x} THEN printf('%.16g', {x}) "
-                f"ELSE printf('%!.17g', {x}) END "
-                f"WHEN typeof({x}) = 'integer' AND abs({x}) < 1000000000000000 THEN {x}")
+    elif t in ("double precision", "real"):
+        return f"CASE WHEN {x} IS NULL THEN 'N' ELSE {FLOAT8 if t == 'double precision' else FLOAT4}({x}) END"
     elif t.startswith("timestamp"):
         return f"CASE WHEN {x} IS NULL THEN 'N' ELSE {_sqlite_timestamp(x)} END"
     elif t == "date":
-        body = (f"WHEN typeof({x}) = 'text' AND length({x}) = 10 THEN {x} "
+        body = (f"WHEN typeof({x}) = 'text' AND length({x}) = 10 AND {x} GLOB '{DATE_GLOB}' THEN {x} "
                 f"WHEN typeof({x}) = 'text' AND length({x}) = 19 AND substr({x}, 11) IN (' 00:00:00', 'T00:00:00') "
-                f"THEN substr({x}, 1, 10)")
+                f"AND {x} GLOB '{DATE_GLOB}*' THEN substr({x}, 1, 10)")
     elif t == "bytea":
         body = f"WHEN typeof({x}) IN ('blob', 'text') THEN lower(hex({x}))"
     elif t == "uuid":
@@ -108,17 +112,30 @@ def sqlite_field(x, pg_type):
     return f"CASE WHEN {x} IS NULL THEN 'N' {body} ELSE {BAD} END"
 
 
-ZERO = "s2p_rowhash_zero"
+FLOAT8, FLOAT4 = "s2p_rowhash_float8", "s2p_rowhash_float4"
 
 
-def _zero(value):
-    """A zero's sign, which SQLite's own text of a number drops."""
-    return "-0" if math.copysign(1.0, value) < 0 else "0"
+def _bits(fmt):
+    """The IEEE bytes (hex) of the double or float a REAL (or an INTEGER a double holds
+    exactly) must be stored as: PostgreSQL's float8send/float4send of the stored value. A
+    Python function, not SQLite's own number text, which is neither exact nor keeps the sign
+    of zero; BAD for anything else."""
+    def bits(value):
+        if type(value) is int and abs(value) <= 2**53:
+            value = float(value)
+        if type(value) is not float:
+            return "\x01"
+        try:
+            return struct.pack(fmt, value).hex()
+        except OverflowError:   # beyond float4's range: no float4 holds it
+            return "\x01"
+    return bits
 
 
 def register(conn):
-    """The one function the SQLite side needs (on every connection that hashes)."""
-    conn.create_function(ZERO, 1, _zero, deterministic=True)
+    """The functions the SQLite side needs (on every connection that hashes)."""
+    conn.create_function(FLOAT8, 1, _bits(">d"), deterministic=True)
+    conn.create_function(FLOAT4, 1, _bits(">f"), deterministic=True)
 
 
 _HEX = "[0-9a-f]"
@@ -135,6 +152,9 @@ def pg_field(name, pg_type):
         return sql.SQL("coalesce(({} AT TIME ZONE 'UTC')::text, 'N')").format(ident)
     if t == "bytea":
         return sql.SQL("coalesce(encode({}, 'hex'), 'N')").format(ident)
+    if t in ("double precision", "real"):
+        send = "float8send" if t == "double precision" else "float4send"
+        return sql.SQL("coalesce(encode({}({}), 'hex'), 'N')").format(sql.SQL(send), ident)
     return sql.SQL("coalesce({}::text, 'N')").format(ident)
 
 
@@ -173,9 +193,10 @@ def encodings_agree(sqlite_conn, cur):
     return sqlite_enc.upper() == "UTF-8" and cur.fetchone()[0].upper() in ("UTF8", "UTF-8")
 
 
-def ranges(sqlite_conn, the_plan, source_rows, rows=CHUNK_ROWS):
+def ranges(sqlite_conn, the_plan, source_rows, rows=None):
     """Key ranges [(lo, hi)] (inclusive; None: unbounded) of about ``rows`` rows each, the
-    first and the last open so that together they cover every key."""
+    first and the last open so that together they cover every key (``rows``: CHUNK_ROWS)."""
+    rows = rows or CHUNK_ROWS
     lo, hi = sqlite_conn.execute(
         f"SELECT min({quote_ident(the_plan.source_key)}), max({quote_ident(the_plan.source_key)}) "
         f"FROM {quote_ident(the_plan.target.source.name)}").fetchone()
@@ -244,15 +265,17 @@ def source_hashes(conns, the_plan, spans, excluded):
 
 def target_hashes(cur, schema, the_plan, spans):
     """[(rows, md5)] of the PostgreSQL side per range."""
-    cur.execute("SET LOCAL extra_float_digits = 1")
     cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
     cur.execute("SET LOCAL bytea_output = 'hex'")
     out = []
     tid = sql.Identifier(schema, the_plan.target.name)
     key = sql.Identifier(the_plan.key)
     for lo, hi in spans:
-        cur.execute(sql.SQL("SELECT count(*), md5(coalesce(string_agg({}, {} ORDER BY {}), '')) FROM {} WHERE {}").format(
-            the_plan.pg_line, sql.Literal(EOL), key, tid, pg_where(the_plan.key, lo, hi)))
+        # Rows fed in key order by an ordered subquery (PostgreSQL's documented way for
+        # string_agg; an order that ever differed would only send the range to the rules).
+        cur.execute(sql.SQL("SELECT count(*), md5(coalesce(string_agg(line, {}), '')) FROM "
+                            "(SELECT {} AS line FROM {} WHERE {} ORDER BY {}) AS s2p_rows").format(
+            sql.Literal(EOL), the_plan.pg_line, tid, pg_where(the_plan.key, lo, hi), key))
         out.append(tuple(cur.fetchone()))
     return out
 
@@ -279,7 +302,7 @@ def _share(conns, count, work):
         raise errors[0]
 
 
-def compare(sqlite_conns, cur, schema, the_plan, source_rows, rejected_keys, rows=CHUNK_ROWS):
+def compare(sqlite_conns, cur, schema, the_plan, source_rows, rejected_keys, rows=None):
     """Hash both sides per key range at once (PostgreSQL in a thread while SQLite reads).
     Returns dict: ranges, differing (ranges whose hashes differ), source_rows_hashed (rows
     compared in agreeing ranges), covered (every source row fell in a range), source/target
