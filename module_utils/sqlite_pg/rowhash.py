@@ -33,6 +33,7 @@ Only for a table keyed by one integer column (both sides ordered by it, ranges o
 caller takes the full path for the others. Quarantined keys are left out on the SQLite side.
 """
 
+import bisect
 import hashlib
 import json
 import struct
@@ -230,30 +231,38 @@ def pg_where(column, lo, hi):
 
 
 def excluded_keys(rejected_keys, source_key):
-    """The quarantine's integer keys (JSON text, as ``readback`` spells them) as a JSON array."""
-    keys = []
+    """The quarantine's integer keys (JSON text, as ``readback`` spells them), sorted."""
+    keys = set()
     for text in rejected_keys:
         value = json.loads(text).get(source_key)
         if isinstance(value, int) and not isinstance(value, bool):
-            keys.append(value)
-    return json.dumps(sorted(set(keys))) if keys else None
+            keys.add(value)
+    return sorted(keys)
 
 
-def source_hashes(conns, the_plan, spans, excluded):
-    """[(rows in range, rows hashed, md5)] of the SQLite side per range; ``conns`` (one
-    snapshot) share the ranges, each in a thread of its own."""
+def _within(keys, lo, hi):
+    """The sorted ``keys`` in [lo, hi] (None: open)."""
+    start = 0 if lo is None else bisect.bisect_left(keys, lo)
+    end = len(keys) if hi is None else bisect.bisect_right(keys, hi)
+    return keys[start:end]
+
+
+def source_hashes(conns, the_plan, spans, excluded=()):
+    """[(rows in range, rows hashed, md5)] of the SQLite side per range, the keys in
+    ``excluded`` (sorted) left out; ``conns`` (one snapshot) share the ranges, each in a
+    thread of its own."""
     key = quote_ident(the_plan.source_key)
-    line = the_plan.sqlite_line
-    extra = []
-    if excluded:
-        line = f"CASE WHEN {key} IN (SELECT value FROM json_each(?)) THEN NULL ELSE {line} END"
-        extra = [excluded]
     table = quote_ident(the_plan.target.source.name)
     out = [None] * len(spans)
 
     def work(conn, indexes):
         for i in indexes:
             where, args = _where(key, *spans[i])
+            line, extra = the_plan.sqlite_line, []
+            left_out = _within(excluded, *spans[i])
+            if left_out:
+                line = f"CASE WHEN {key} IN (SELECT value FROM json_each(?)) THEN NULL ELSE {line} END"
+                extra = [json.dumps(left_out)]
             rows, hashed, text = conn.execute(
                 f"SELECT count(*), count(line), CAST(group_concat(line, char(10)) AS BLOB) FROM "
                 f"(SELECT {line} AS line FROM {table} WHERE {where} ORDER BY {key})", extra + args).fetchone()
