@@ -37,6 +37,7 @@ import uuid
 
 from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS, JULIAN_RANGE, raw_json
 from .pg import sql
+from .rowhash import pg_where, sqlite_where
 
 UNCHECKED = object()   # no rule for this value: not compared
 REFUSED = object()     # the rules say PostgreSQL cannot hold it (then the row must be quarantined)
@@ -298,10 +299,8 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
         pk = ", ".join('"' + k.replace('"', '""') + '"' for k in table.primary_key)
         where, args = f" WHERE ({pk}) IN ({only_keys[0]})", list(only_keys[1])
     elif key_range is not None:
-        pk = '"' + key_cols[0].source.replace('"', '""') + '"'
-        bounds = [(op, v) for op, v in ((">=", key_range[0]), ("<=", key_range[1])) if v is not None]
-        where = "".join(f" {'WHERE' if not i else 'AND'} {pk} {op} ?" for i, (op, _v) in enumerate(bounds))
-        args = [v for _op, v in bounds]
+        cond, args = sqlite_where('"' + key_cols[0].source.replace('"', '""') + '"', *key_range)
+        where = f" WHERE {cond}"
     rows = sqlite_conn.execute(f'SELECT {keysel}, {raws} FROM "{table.name.replace(chr(34), chr(34) * 2)}"'
                                f"{where} ORDER BY {order}", args)
     nkeys = len(src_key_names)
@@ -352,11 +351,7 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
                                        columns={cols[i].name: dict(source=_show(values[i]), target=_show(got[i]))}))
     extra = 0
     if only_keys is None:
-        span = sql.SQL("")
-        if key_range is not None:
-            span = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
-                [sql.SQL("{} {} {}").format(sql.Identifier(key_cols[0].name), sql.SQL(op), sql.Literal(v))
-                 for op, v in ((">=", key_range[0]), ("<=", key_range[1])) if v is not None] or [sql.SQL("true")])
+        span = sql.SQL(" WHERE ") + pg_where(key_cols[0].name, *key_range) if key_range else sql.SQL("")
         cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(tid, span))
         extra = cur.fetchone()[0] - matched
     if extra:

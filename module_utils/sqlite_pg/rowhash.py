@@ -210,7 +210,8 @@ def ranges(sqlite_conn, the_plan, source_rows, rows=None):
     return [(a, (b - 1) if b is not None else None) for a, b in zip(bounds, [*edges, None], strict=True)]
 
 
-def _where(column, lo, hi):
+def sqlite_where(column, lo, hi):
+    """A key range in SQLite: (condition, arguments); ``column`` quoted already."""
     parts, args = [], []
     if lo is not None:
         parts.append(f"{column} >= ?")
@@ -222,7 +223,7 @@ def _where(column, lo, hi):
 
 
 def pg_where(column, lo, hi):
-    """The same range in PostgreSQL (composed SQL with literals)."""
+    """The same range in PostgreSQL (composed SQL with literals; ``column`` a name)."""
     ident = sql.Identifier(column)
     parts = [sql.SQL("{} >= {}").format(ident, sql.Literal(lo))] if lo is not None else []
     if hi is not None:
@@ -257,7 +258,7 @@ def source_hashes(conns, the_plan, spans, excluded=()):
 
     def work(conn, indexes):
         for i in indexes:
-            where, args = _where(key, *spans[i])
+            where, args = sqlite_where(key, *spans[i])
             line, extra = the_plan.sqlite_line, []
             left_out = _within(excluded, *spans[i])
             if left_out:

@@ -185,10 +185,9 @@ def _stage_ranges(cur, source, schema, target, names, the_plan, spans, rejected)
     key = quote_ident(the_plan.source_key)
     good = 0
     for lo, hi in spans:
-        bounds = [(op, v) for op, v in ((">=", lo), ("<=", hi)) if v is not None]
-        where = " AND ".join(f"{key} {op} ?" for op, _v in bounds) or "1"
+        where, args = rowhash.sqlite_where(key, lo, hi)
         keys_sql = f"SELECT {key} FROM {quote_ident(target.source.name)} WHERE {where}"
-        _rows, converted, payload = source.changed(keys_sql, [v for _op, v in bounds])
+        _rows, converted, payload = source.changed(keys_sql, args)
         good += converted
         stage(cur, schema, target, names, "s2p_vspan", payload)
         cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM s2p_vspan; DROP TABLE s2p_vspan").format(
