@@ -8,12 +8,14 @@ One throwaway PostgreSQL cluster with bench/run.py's durable settings; the demo 
 time is reported), then ``verify_all`` runs in a subprocess for each tree in turn
 (``--before``: a ``module_utils`` directory of another revision, e.g. made with
 ``git archive <rev> module_utils | tar -x -C DIR``), ``--rounds`` times. Prints each wall
-time and the ratio verify / copy, so before and after are compared in one run on one file.
+time and CPU (client: the subprocess; server: PostgreSQL's processes) and the ratios
+verify / copy, so before and after are compared in one run on one file.
 """
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,34 +43,50 @@ def main(argv=None):
         ctx = dict(cluster=cluster, source=source, work=ROOT)
         db = cluster.fresh_db("verify_speed")
         params = json.dumps(bench.params_for(ctx, db))
-        start = time.monotonic()
+        start, cpu = time.monotonic(), _cpu(cluster)
         out = subprocess.run([sys.executable, "-c", bench.A_CODE, bench.MODULE_UTILS, params],
                              check=True, capture_output=True, text=True).stdout
-        wall = time.monotonic() - start
+        wall, (client, server) = time.monotonic() - start, _since(cluster, cpu)
+        copy_cpu = client + server
         phases = json.loads(out.strip().splitlines()[-1])["phases"]
-        print(f"copy (schema + copy + constraints): {wall:.2f} s wall; phases "
-              + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()), flush=True)
+        print(f"copy (schema + copy + constraints): {wall:.2f} s wall, CPU client {client:.2f} s + server "
+              f"{server:.2f} s; phases " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()), flush=True)
         trees = {"after": bench.MODULE_UTILS}
         if args.before:
             trees = {"before": args.before, **trees}
         times = {name: [] for name in trees}
+        cpus = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 cluster.settle()
-                start = time.monotonic()
+                start, cpu = time.monotonic(), _cpu(cluster)
                 proc = subprocess.run([sys.executable, "-c", bench.VERIFY_CODE, tree, params],
                                       capture_output=True, text=True)
-                took = time.monotonic() - start
+                took, (client, server) = time.monotonic() - start, _since(cluster, cpu)
+                cpus[name].append(client + server)
                 if proc.returncode:
                     print(proc.stderr[-3000:])
                 detail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "failed"
                 times[name].append(took)
-                print(f"verify_all {name}: {took:.2f} s wall ({took / wall:.2f} x copy) {detail}", flush=True)
+                print(f"verify_all {name}: {took:.2f} s wall ({took / wall:.2f} x copy), CPU client {client:.2f} s + "
+                      f"server {server:.2f} s ({(client + server) / copy_cpu:.2f} x copy's) {detail}", flush=True)
         for name, walls in times.items():
-            med = statistics.median(walls)
-            print(f"{name}: median verify {med:.2f} s = {med / wall:.2f} x copy ({wall:.2f} s)")
+            med, med_cpu = statistics.median(walls), statistics.median(cpus[name])
+            print(f"{name}: median verify {med:.2f} s = {med / wall:.2f} x copy ({wall:.2f} s); CPU {med_cpu:.2f} s "
+                  f"= {med_cpu / copy_cpu:.2f} x copy's ({copy_cpu:.2f} s)")
     finally:
         cluster.stop()
+
+
+def _cpu(cluster):
+    """(CPU seconds of this process's finished children, of the server) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime, cluster.cpu_seconds()
+
+
+def _since(cluster, before):
+    now = _cpu(cluster)
+    return now[0] - before[0], now[1] - before[1]
 
 
 if __name__ == "__main__":
