@@ -174,3 +174,32 @@ def test_spellings_left_to_the_rules_pass_there(pg_db, sqlite_path, monkeypatch)
     migrate(params)
     report = run.verify_all(params)["tables"]["o"]
     assert report["ok"] and report["hashed"]["differing"] == 1 and report["independent"]["rows"] == 1000
+
+
+def test_sparse_keys_are_cut_by_position(pg_db, sqlite_path, monkeypatch):
+    monkeypatch.setattr(rowhash, "CHUNK_ROWS", 100)
+    keys = [i * 1000 for i in range(1, 1000)] + [2**62]
+    make_sqlite(sqlite_path, "CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT);", {"s": [(k, f"v{k}") for k in keys]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    report = run.verify_all(params)["tables"]["s"]
+    assert report["hashed"]["ranges"] == 10 and report["hashed"]["differing"] == 0
+    fetch(params, "UPDATE s SET v = 'changed' WHERE id = 2^62 RETURNING id")
+    with pytest.raises(VerifyError) as err:
+        run.verify_all(params)
+    assert err.value.report["s"]["hashed"]["differing"] == 1
+    assert [d["key"] for d in err.value.report["s"]["differences"]] == [{"id": 2**62}]
+
+
+def test_a_table_wider_than_one_call_takes(pg_db, sqlite_path):
+    names = [f"c{i}" for i in range(150)]
+    make_sqlite(sqlite_path, f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {', '.join(n + ' TEXT' for n in names)});",
+                {"wide": [(r, *(f"{r}|{i}" for i in range(150))) for r in range(1, 21)]})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    report = run.verify_all(params)["tables"]["wide"]
+    assert report["hashed"]["differing"] == 0 and len(report["hashed"]["columns"]) == 151
+    fetch(params, "UPDATE wide SET c149 = 'x' WHERE id = 7 RETURNING id")
+    with pytest.raises(VerifyError) as err:
+        run.verify_all(params)
+    assert [d["key"] for d in err.value.report["wide"]["differences"]] == [{"id": 7}]
