@@ -272,7 +272,7 @@ def _within(keys, lo, hi):
 
 
 def source_hashes(conns, the_plan, spans, excluded=()):
-    """[(rows in range, rows hashed, md5)] of the SQLite side per range, the keys in
+    """[(rows in range, rows hashed, sha256)] of the SQLite side per range, the keys in
     ``excluded`` (sorted) left out; ``conns`` (one snapshot) share the ranges, each in a
     thread of its own."""
     key = quote_ident(the_plan.source_key)
@@ -290,14 +290,15 @@ def source_hashes(conns, the_plan, spans, excluded=()):
             rows, hashed, text = conn.execute(
                 f"SELECT count(*), count(line), CAST(group_concat(line, char(10)) AS BLOB) FROM "
                 f"(SELECT {line} AS line FROM {table} WHERE {where} ORDER BY {key})", extra + args).fetchone()
-            out[i] = (rows, hashed, hashlib.md5(text or b"").hexdigest())
+            out[i] = (rows, hashed, hashlib.sha256(text or b"").hexdigest())
 
     _share(conns, len(spans), work)
     return out
 
 
 def target_hashes(cur, schema, the_plan, spans):
-    """[(rows, md5)] of the PostgreSQL side per range."""
+    """[(rows, sha256)] of the PostgreSQL side per range (sha256: 2-3x the speed of md5 where
+    the CPU has SHA instructions, on both sides)."""
     cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
     cur.execute("SET LOCAL bytea_output = 'hex'")
     out = []
@@ -306,7 +307,8 @@ def target_hashes(cur, schema, the_plan, spans):
     for lo, hi in spans:
         # Rows fed in key order by an ordered subquery (PostgreSQL's documented way for
         # string_agg; an order that ever differed would only send the range to the rules).
-        cur.execute(sql.SQL("SELECT count(*), md5(coalesce(string_agg(line, {}), '')) FROM "
+        cur.execute(sql.SQL("SELECT count(*), encode(sha256(convert_to(coalesce(string_agg(line, {}), ''), 'UTF8')), "
+                            "'hex') FROM "
                             "(SELECT {} AS line FROM {} WHERE {} ORDER BY {}) AS s2p_rows").format(
             sql.Literal(EOL), the_plan.pg_line, tid, pg_where(the_plan.key, lo, hi), key))
         out.append(tuple(cur.fetchone()))
