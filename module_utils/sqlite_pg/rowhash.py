@@ -339,9 +339,10 @@ def _share(conns, count, work):
 
 def compare(sqlite_conns, cur, schema, the_plan, source_rows, rejected_keys, rows=None):
     """Hash both sides per key range at once (PostgreSQL in a thread while SQLite reads).
-    Returns dict: ranges, differing (ranges whose hashes differ), source_rows_hashed (rows
-    compared in agreeing ranges), covered (every source row fell in a range), source/target
-    checksum (md5 over the ranges' hashes)."""
+    Returns dict: ranges (how many), spans (the ranges), differing (the ranges whose hashes
+    or row counts differ), rows (source rows hashed in the ranges that agree), in_ranges
+    (source rows in any range: fewer than the table's means keys outside them), target_rows,
+    source/target checksum (md5 over the ranges' hashes, for the report)."""
     spans = ranges(sqlite_conns[0], the_plan, source_rows, rows)
     excluded = excluded_keys(rejected_keys, the_plan.source_key)
     theirs, failed = [], []
