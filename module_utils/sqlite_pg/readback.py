@@ -37,6 +37,7 @@ import uuid
 
 from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS, JULIAN_RANGE, raw_json
 from .pg import sql
+from .rowhash import pg_where, sqlite_where
 
 UNCHECKED = object()   # no rule for this value: not compared
 REFUSED = object()     # the rules say PostgreSQL cannot hold it (then the row must be quarantined)
@@ -270,14 +271,16 @@ def _key_of(raw):
 
 
 def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, units=None, chunk=2000,
-            only_keys=None):
+            only_keys=None, key_range=None, out=None):
     """Pair every source row (but the quarantined) with its target row by primary key and
     judge each value by the rules above. ``types``: {target column: its catalog type};
     ``rejected_keys``: the quarantine's source keys (JSON text); ``only_keys``: (a subquery
-    of primary keys, its arguments) to compare those rows only. Returns a dict: rows
-    compared, values unchecked, differences (at most ``limit``), problems."""
+    of primary keys, its arguments) to compare those rows only; ``key_range``: (lo, hi),
+    inclusive, None for open, of a table keyed by one integer column: the rows of that range
+    on both sides; ``out``: a result to add to. Returns a dict: rows compared, values
+    unchecked, differences (at most ``limit``), problems."""
     units = units or {}
-    out = dict(rows=0, unchecked=0, mismatches=0, differences=[], problems=[])
+    out = out if out is not None else dict(rows=0, unchecked=0, mismatches=0, differences=[], problems=[])
     if not target.primary_key:
         if only_keys is None and target.source.has_rowid:
             _compare_in_order(sqlite_conn, cur, target, schema, types, rejected_keys, limit, units, out)
@@ -295,6 +298,9 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
     if only_keys is not None:
         pk = ", ".join('"' + k.replace('"', '""') + '"' for k in table.primary_key)
         where, args = f" WHERE ({pk}) IN ({only_keys[0]})", list(only_keys[1])
+    elif key_range is not None:
+        cond, args = sqlite_where('"' + key_cols[0].source.replace('"', '""') + '"', *key_range)
+        where = f" WHERE {cond}"
     rows = sqlite_conn.execute(f'SELECT {keysel}, {raws} FROM "{table.name.replace(chr(34), chr(34) * 2)}"'
                                f"{where} ORDER BY {order}", args)
     nkeys = len(src_key_names)
@@ -342,28 +348,36 @@ def compare(sqlite_conn, cur, target, schema, types, rejected_keys, limit=10, un
                 _note(out, limit, dict(kind="missing in target when read back", key=shown_key))
                 continue
             matched += 1
-            for c, check, v, g in zip(cols, checks, values, got, strict=True):
-                # The value read back is the very value SQLite holds: nothing to judge (a zero
-                # still has its sign looked at).
-                if type(v) is type(g) and v == g and (v or type(v) is not float):
-                    continue
-                verdict = check(v, g)
-                if verdict is UNCHECKED:
-                    out["unchecked"] += 1
-                elif not verdict:
-                    shown_key = {k.name: _show(values[i]) for k, i in zip(key_cols, key_idx, strict=True)}
-                    _note(out, limit, dict(kind="differs when read back", key=shown_key,
-                                           columns={c.name: dict(source=_show(v), target=_show(g))}))
+            for i in _differing(checks, values, got, out):
+                shown_key = {k.name: _show(values[j]) for k, j in zip(key_cols, key_idx, strict=True)}
+                _note(out, limit, dict(kind="differs when read back", key=shown_key,
+                                       columns={cols[i].name: dict(source=_show(values[i]), target=_show(got[i]))}))
     extra = 0
     if only_keys is None:
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(tid))
+        span = sql.SQL(" WHERE ") + pg_where(key_cols[0].name, *key_range) if key_range else sql.SQL("")
+        cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(tid, span))
         extra = cur.fetchone()[0] - matched
     if extra:
         _note(out, limit, dict(kind="not in source when read back", row=f"{extra} target row(s) match no source row"))
-    if out["differences"]:
-        out["problems"].append(f"read back, {out['mismatches']} value(s) or row(s) differ from the source by the "
-                               "independent rules (a conversion changed them)")
+    problem = (f"read back, {out['mismatches']} value(s) or row(s) differ from the source by the independent "
+               "rules (a conversion changed them)")
+    out["problems"] = [problem] if out["differences"] else []
     return out
+
+
+def _differing(checks, values, got, out):
+    """The positions whose value read back is not the source's by the rules, one by one
+    (lazily: a caller may stop at the first); values without a rule are counted unchecked."""
+    for i, (check, v, g) in enumerate(zip(checks, values, got, strict=True)):
+        # The value read back is the very value SQLite holds: nothing to judge (a zero still
+        # has its sign looked at).
+        if type(v) is type(g) and v == g and (v or type(v) is not float):
+            continue
+        verdict = check(v, g)
+        if verdict is UNCHECKED:
+            out["unchecked"] += 1
+        elif not verdict:
+            yield i
 
 
 _BOOLEAN = {**{k: True for k in _TRUE}, **{k: False for k in _FALSE}}
@@ -396,15 +410,7 @@ def _compare_in_order(sqlite_conn, cur, target, schema, types, rejected_keys, li
     target_rows = iter(ordered)
 
     def equal(values, got):
-        for check, v, g in zip(checks, values, got, strict=True):
-            if type(v) is type(g) and v == g and (v or type(v) is not float):
-                continue
-            verdict = check(v, g)
-            if verdict is UNCHECKED:
-                out["unchecked"] += 1
-            elif not verdict:
-                return False
-        return True
+        return next(_differing(checks, values, got, out), None) is None
 
     lonely_source, lonely_target = [], []
     for values in source:

@@ -1,21 +1,28 @@
 """Prove that PostgreSQL holds what SQLite holds: counts, content checksums, named differences.
 
-The source side is converted by the same codecs the copy uses and streamed into a
-temporary table of the target's own column types; both sides are then hashed row by row
-in PostgreSQL from their canonical text (so a SQLite ``1`` and a PostgreSQL ``true``, or
-two spellings of one JSON document, agree). When the checksums differ, ``EXCEPT ALL`` in
-both directions names the rows, and rows that differ under the same key are shown
-column by column. Quarantined rows are accounted for, not counted as loss. Foreign-key
-integrity and sequence positions are checked on the target.
+A table keyed by one integer column is hashed per key range on both sides at once
+(``rowhash``: SQLite spells each source value as PostgreSQL prints the stored one, by rules
+that share nothing with the copy's codecs); only the ranges whose hashes differ, and the
+columns the hash does not cover, are judged further. Every other table, and a table whose
+ranges mostly differ, takes the full path: the source, converted by the same codecs the
+copy uses, is streamed into a temporary table of the target's own column types and both
+sides are hashed row by row in PostgreSQL from their canonical text (so a SQLite ``1`` and
+a PostgreSQL ``true``, or two spellings of one JSON document, agree), then every stored
+value is read back and judged by ``readback``'s own rules.
+
+When the checksums differ, ``EXCEPT ALL`` in both directions names the rows, and rows that
+differ under the same key are shown column by column. Quarantined rows are accounted for,
+not counted as loss. Foreign-key integrity and sequence positions are checked on the target.
 """
 
 import dataclasses
 import json
 import time
 
-from . import capture, convert, frozen, readback
+from . import capture, convert, frozen, readback, rowhash
 from .connection import snapshot_readers
 from .ddl import find_orphans
+from .introspect import quote_ident
 from .ledger import REJECTS, read_ledger, record_proof
 from .pg import psycopg2, sql
 from .pgcopy import PARALLEL_READERS, careful_copy, copy_sql, stage, target_codecs
@@ -53,13 +60,21 @@ def _rejected_keys(cur, schema, table):
     return {json.dumps(key, sort_keys=True) for (key,) in cur.fetchall()}
 
 
+def _readback_types(columns):
+    """{column: catalog type} and {column: interval unit} for ``readback``."""
+    types = {c.target: "enum" if isinstance(c.codec, convert.EnumCodec) else c.codec.pg_type for c in columns}
+    units = {c.target: c.codec.unit for c in columns if isinstance(c.codec, convert.IntervalCodec)}
+    return types, units
+
+
 def independent_check(sqlite_conn, cur, schema, target, columns, max_diffs, only_keys=None):
     """The stored values read back and judged by ``readback``'s own rules (not the codecs);
     ``only_keys``: (subquery, arguments) of the keys to compare, else every row."""
-    types = {c.target: "enum" if isinstance(c.codec, convert.EnumCodec) else c.codec.pg_type for c in columns}
-    units = {c.target: c.codec.unit for c in columns if isinstance(c.codec, convert.IntervalCodec)}
+    types, units = _readback_types(columns)
     return readback.compare(sqlite_conn, cur, target, schema, types,
                             _rejected_keys(cur, schema, target.source.name), max_diffs, units, only_keys=only_keys)
+
+
 def _refused_at_load(cur, schema, target):
     """Rows that convert but PostgreSQL refused at load and the copy quarantined (a child of
     a quarantined parent, refused by its foreign key): out of the converted source, as they
@@ -83,51 +98,14 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
     result = dict(table=target.source.name, ok=True, problems=[], differences=[])
     with pg_conn.cursor() as cur:
         columns = target_codecs(cur, schema, target)
-        names = [c.target for c in columns]
         source = SourceTable(sqlite_conn, target.source, columns)
         source_rows, _ = source.stats()
-        tid = sql.Identifier(schema, target.name)
         cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-            sql.Identifier(_TEMP), sql.SQL(", ").join(sql.Identifier(n) for n in names), tid))
-        cur.execute("SAVEPOINT s2p_verify")
-        feed = Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
-        try:
-            cur.copy_expert(copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
-            converted = feed.rows
-        except psycopg2.Error:
-            converted = None
-        finally:
-            feed.close()   # the reader thread must stop before anything else reads SQLite
-        if converted is None:
-            cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
-            converted, _, _, _ = careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
-        rejected = _rejected(cur, schema, target.source.name)
-        if rejected:
-            converted -= _refused_at_load(cur, schema, target)
-        src_count, src_sum = _checksum(cur, sql.Identifier(_TEMP), names)
-        dst_count, dst_sum = _checksum(cur, tid, names)
-        result.update(source_rows=source_rows, target_rows=dst_count, rejected=rejected,
-                      source_checksum=src_sum, target_checksum=dst_sum)
-        result["content_ok"] = True
-        if source_rows != converted + rejected:
-            result["content_ok"] = False
-            result["problems"].append(
-                f"{source_rows} source rows, but {converted} convert and {rejected} are quarantined: "
-                f"{source_rows - converted - rejected} unaccounted for (rerun sqlite_pg_copy)")
-        if (src_count, src_sum) != (dst_count, dst_sum):
-            result["content_ok"] = False
-            result["problems"].append(f"content differs: source {src_count} rows / {src_sum}, "
-                                      f"target {dst_count} rows / {dst_sum}")
-            result["differences"] = _differences(cur, sql.Identifier(_TEMP), tid, names, target.primary_key,
-                                                 max_diffs)
-        independent = independent_check(sqlite_conn, cur, schema, target, columns, max_diffs)
-        result["independent"] = {k: v for k, v in independent.items() if k != "problems"}
-        if independent["problems"] and result["content_ok"]:
-            # What the checksums could not see: the codecs changed the value on both sides.
-            result["content_ok"] = False
-            result["problems"].extend(independent["problems"])
-            result["differences"].extend(independent["differences"])
+        types, _units = _readback_types(columns)
+        the_plan = rowhash.plan(target, types) if rowhash.encodings_agree(sqlite_conn, cur) else None
+        if the_plan is None or not _by_ranges(sqlite_conn, cur, schema, target, columns, source, source_rows,
+                                              the_plan, readers, max_diffs, result):
+            _in_full(sqlite_conn, cur, schema, target, columns, source, source_rows, readers, max_diffs, result)
         result["warnings"] = []
         if checks == "all":   # what the app needs of PostgreSQL; after a rollback only content matters
             _app_needs(cur, schema, target, orphans, result)
@@ -135,6 +113,146 @@ def verify_table(sqlite_conn, pg_conn, target, schema, max_diffs=10, orphans="er
     result["ok"] = not result["problems"]
     result["seconds"] = round(time.monotonic() - start, 3)
     return result
+
+
+# More ranges differing than this share: the full path is cheaper than judging them one by one.
+MAX_DIFFERING_SHARE = 0.25
+
+
+def _by_ranges(sqlite_conn, cur, schema, target, columns, source, source_rows, the_plan, readers, max_diffs, result):
+    """Content by hashes per key range (``rowhash``); the ranges whose hashes differ are
+    compared as the full path would (converted source against target, then read back by the
+    rules), the columns without a hash read back in every range. False when the full path
+    must run instead (rows outside the ranges, or most ranges differ)."""
+    conns = [sqlite_conn, *readers]
+    for conn in conns:
+        rowhash.register(conn)
+    name = target.source.name
+    rejected_keys = _rejected_keys(cur, schema, name)
+    cur.execute("SAVEPOINT s2p_ranges")
+    hashed = rowhash.compare(conns, cur, schema, the_plan, source_rows, rejected_keys)
+    differing = hashed["differing"]
+    if hashed["in_ranges"] != source_rows or len(differing) > max(1, MAX_DIFFERING_SHARE * hashed["ranges"]):
+        cur.execute("ROLLBACK TO SAVEPOINT s2p_ranges")
+        return False
+    rejected = _rejected(cur, schema, name)
+    names = [c.target for c in columns]
+    types, units = _readback_types(columns)
+    result.update(source_rows=source_rows, target_rows=hashed["target_rows"], rejected=rejected,
+                  source_checksum=hashed["source_checksum"], target_checksum=hashed["target_checksum"])
+    converted = hashed["rows"]
+    result["content_ok"] = True
+    independent = dict(rows=hashed["rows"], unchecked=0, mismatches=0, differences=[], problems=[])
+    src = dst = None
+    if differing:
+        staged, src, dst = _stage_ranges(cur, source, schema, target, names, the_plan, differing, rejected)
+        converted += staged
+    _unaccounted(result, source_rows, converted, rejected)
+    if differing:
+        if src != dst:
+            result["content_ok"] = False
+            result["problems"].append(f"content differs in {len(differing)} key range(s) of {hashed['ranges']}: "
+                                      f"source {src[0]} rows / {src[1]}, target {dst[0]} rows / {dst[1]}")
+            result["differences"] = _differences(cur, sql.Identifier(_TEMP), sql.Identifier(_RANGES), names,
+                                                 target.primary_key, max_diffs)
+        for span in differing:
+            readback.compare(sqlite_conn, cur, target, schema, types, rejected_keys, max_diffs, units,
+                             key_range=span, out=independent)
+    if the_plan.unhashed:
+        # Columns without a canonical spelling in SQLite: read back in the ranges that agreed
+        # (their rows are counted already, and their keys are known to pair).
+        only = {k: types[k] for k in (the_plan.key, *the_plan.unhashed)}
+        counted = independent["rows"]
+        for span in hashed["spans"]:
+            if span not in differing:
+                readback.compare(sqlite_conn, cur, target, schema, only, rejected_keys, max_diffs, units,
+                                 key_range=span, out=independent)
+        independent["rows"] = counted
+    result["hashed"] = dict(ranges=hashed["ranges"], differing=len(differing), rows=hashed["rows"],
+                            columns=[n for n, _s, _t in the_plan.columns], unhashed=the_plan.unhashed)
+    _add_independent(result, independent)
+    return True
+
+
+_RANGES = "s2p_vranges"
+
+
+def _stage_ranges(cur, source, schema, target, names, the_plan, spans, rejected):
+    """The converted source rows of ``spans`` into the temporary table, the target's rows of
+    them as a view; returns (converted rows, (rows, checksum) of each side)."""
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        sql.Identifier(_TEMP), sql.SQL(", ").join(sql.Identifier(n) for n in names), sql.Identifier(schema, target.name)))
+    key = quote_ident(the_plan.source_key)
+    good = 0
+    for lo, hi in spans:
+        where, args = rowhash.sqlite_where(key, lo, hi)
+        keys_sql = f"SELECT {key} FROM {quote_ident(target.source.name)} WHERE {where}"
+        _rows, converted, payload = source.changed(keys_sql, args)
+        good += converted
+        stage(cur, schema, target, names, "s2p_vspan", payload)
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM s2p_vspan; DROP TABLE s2p_vspan").format(
+            sql.Identifier(_TEMP)))
+    if rejected:
+        good -= _refused_at_load(cur, schema, target)
+    cur.execute(sql.SQL("CREATE TEMP VIEW {} AS SELECT * FROM {} WHERE {}").format(
+        sql.Identifier(_RANGES), sql.Identifier(schema, target.name),
+        sql.SQL(" OR ").join(sql.SQL("({})").format(rowhash.pg_where(the_plan.key, lo, hi)) for lo, hi in spans)))
+    return good, _checksum(cur, sql.Identifier(_TEMP), names), _checksum(cur, sql.Identifier(_RANGES), names)
+
+
+def _unaccounted(result, source_rows, converted, rejected):
+    """Every source row converted or quarantined."""
+    if source_rows != converted + rejected:
+        result["content_ok"] = False
+        result["problems"].append(
+            f"{source_rows} source rows, but {converted} convert and {rejected} are quarantined: "
+            f"{source_rows - converted - rejected} unaccounted for (rerun sqlite_pg_copy)")
+
+
+def _add_independent(result, independent):
+    """What the independent rules found (it tells when the checksums saw nothing)."""
+    result["independent"] = {k: v for k, v in independent.items() if k != "problems"}
+    if independent["problems"] and result["content_ok"]:
+        # What the checksums could not see: the codecs changed the value on both sides.
+        result["content_ok"] = False
+        result["problems"].extend(independent["problems"])
+        result["differences"].extend(independent["differences"])
+
+
+def _in_full(sqlite_conn, cur, schema, target, columns, source, source_rows, readers, max_diffs, result):
+    """The whole table: the converted source streamed into a temporary table and hashed
+    against the target, then every stored value read back by the independent rules."""
+    names = [c.target for c in columns]
+    tid = sql.Identifier(schema, target.name)
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        sql.Identifier(_TEMP), sql.SQL(", ").join(sql.Identifier(n) for n in names), tid))
+    cur.execute("SAVEPOINT s2p_verify")
+    feed = Feed(parallel_chunks(source, [sqlite_conn, *readers], source_rows))
+    try:
+        cur.copy_expert(copy_sql("pg_temp", _TEMP, columns), feed, size=1 << 20)
+        converted = feed.rows
+    except psycopg2.Error:
+        converted = None
+    finally:
+        feed.close()   # the reader thread must stop before anything else reads SQLite
+    if converted is None:
+        cur.execute("ROLLBACK TO SAVEPOINT s2p_verify")
+        converted, _, _, _ = careful_copy(cur, source, "pg_temp", dataclasses.replace(target, name=_TEMP), columns)
+    rejected = _rejected(cur, schema, target.source.name)
+    if rejected:
+        converted -= _refused_at_load(cur, schema, target)
+    src_count, src_sum = _checksum(cur, sql.Identifier(_TEMP), names)
+    dst_count, dst_sum = _checksum(cur, tid, names)
+    result.update(source_rows=source_rows, target_rows=dst_count, rejected=rejected,
+                  source_checksum=src_sum, target_checksum=dst_sum)
+    result["content_ok"] = True
+    _unaccounted(result, source_rows, converted, rejected)
+    if (src_count, src_sum) != (dst_count, dst_sum):
+        result["content_ok"] = False
+        result["problems"].append(f"content differs: source {src_count} rows / {src_sum}, "
+                                  f"target {dst_count} rows / {dst_sum}")
+        result["differences"] = _differences(cur, sql.Identifier(_TEMP), tid, names, target.primary_key, max_diffs)
+    _add_independent(result, independent_check(sqlite_conn, cur, schema, target, columns, max_diffs))
 
 
 def _app_needs(cur, schema, target, orphans, result):
