@@ -57,6 +57,7 @@ for _p in (ROOT, MODULE_UTILS, os.path.join(ROOT, "scripts")):
 
 import psycopg2  # noqa: E402
 
+from sqlite_pg.introspect import CAPTURE_LOG, SOURCE_ID  # noqa: E402
 from tests.pg_cluster import Cluster  # noqa: E402
 
 SIZES = {"small": 300, "0.3M": 12_500, "1.3M": 50_000, "5.2M": 200_000}   # users; x5 ideas x4 analyses
@@ -173,11 +174,13 @@ def source_db(cache, size_name, users):
 
 
 def source_tables(path):
-    """{table: [columns]} and {table: rows} of the SQLite file."""
+    """{table: [columns]} and {table: rows} of the SQLite file: the app's tables, not the
+    engine's own (the owner record and the change log a run leaves in the file)."""
     conn = sqlite3.connect(path)
     try:
         names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT IN (?, ?) ORDER BY rowid", (SOURCE_ID, CAPTURE_LOG))]
         columns = {t: [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')] for t in names}
         counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in names}
     finally:
