@@ -181,7 +181,7 @@ steps:
 warnings:
   description:
     - What went differently but did not stop the move (no capture on PostgreSQL, a full copy, the server's
-      backups: no backup yet, archiving failing, the provider's).
+      backups - none yet, archiving failing, the provider's).
   returned: always
   type: list
   elements: str
