@@ -86,6 +86,34 @@ options:
     description: More keys for C(state.json) (the backup's path, the load's rejected rows).
     type: dict
     default: {}
+  backup_policy:
+    description:
+      - The target server's backups. A server provisioned by roles/postgresql in this run must have a backup
+        policy (O(backup_policy.backup)), unless O(backup_policy.by_provider); otherwise the module refuses
+        before the app is touched, saying what to set. A server the operator brings is not checked.
+    type: dict
+    default: {}
+    suboptions:
+      server:
+        description: The db server's inventory name, for the messages.
+        type: str
+        default: ""
+      provisioned:
+        description: roles/postgresql manages the server (C(postgresql_provision)).
+        type: bool
+        default: false
+      backup:
+        description: The server's C(postgresql_backup).
+        type: bool
+        default: false
+      state:
+        description: The server's C(postgresql_backup_state) when this run read it (empty otherwise).
+        type: dict
+        default: {}
+      by_provider:
+        description: The operator says the provider backs the server up (C(migration_backups_by_provider)).
+        type: bool
+        default: false
 attributes:
   check_mode:
     support: full
@@ -158,7 +186,9 @@ steps:
   type: list
   elements: str
 warnings:
-  description: What went differently but did not stop the move (no capture on PostgreSQL, a full copy).
+  description:
+    - What went differently but did not stop the move (no capture on PostgreSQL, a full copy, the server's
+      backups - none yet, archiving failing, the provider's).
   returned: always
   type: list
   elements: str
@@ -188,6 +218,13 @@ def main():
         orphans=dict(type="str", default="error", choices=["error", "not_valid", "skip"]),
         timeout=dict(type="int", default=300),
         record=dict(type="dict", default={}),
+        backup_policy=dict(type="dict", default={}, options=dict(
+            server=dict(type="str", default=""),
+            provisioned=dict(type="bool", default=False),
+            backup=dict(type="bool", default=False),
+            state=dict(type="dict", default={}),
+            by_provider=dict(type="bool", default=False),
+        )),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if module.check_mode:

@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 
-from . import frozen, run
+from . import backup_policy, frozen, run
 from .errors import MigrationError, VerifyError
 
 JOURNAL = "cutover.json"
@@ -219,6 +219,7 @@ def plan(params, work_dir):
     state = read_json(os.path.join(work_dir, STATE))
     if state.get("migrated"):
         return dict(changed=False, decision="already_moved", state=state)
+    gate = backup_policy.require(params.get("backup_policy"))
     _require_a_stop(app)
     copied = run.copy(params, on_error=params.get("on_error") or "error", check_mode=True)
     steps = (["before the stop: catch up and prove each table by what changed since its proof"]
@@ -231,7 +232,7 @@ def plan(params, work_dir):
     journal = read_json(os.path.join(work_dir, JOURNAL))
     if journal.get("phase") in SWITCHED:
         steps.insert(0, f"undo the window a dead worker left in phase {journal['phase']}")
-    return dict(changed=True, decision="cut_over", steps=steps, final_copy=copied, warnings=[])
+    return dict(changed=True, decision="cut_over", steps=steps, final_copy=copied, warnings=list(gate.warnings))
 
 
 def _require_a_stop(app):
@@ -250,8 +251,10 @@ def apply(params, work_dir, record=None, timeout=300, lock_wait=600):
         state_path = os.path.join(work_dir, STATE)
         if read_json(state_path).get("migrated"):
             return dict(changed=False, decision="already_moved", state=read_json(state_path))
+        gate = backup_policy.require(params.get("backup_policy"))   # before the app is touched
         _require_a_stop(app)
         window = _Window(params, app, work_dir)
+        window.warnings.extend(gate.warnings)
         left = read_json(window.journal_path)
         previous = left.get("previous_url") or window.previous_url()
         if left.get("phase") in SWITCHED:

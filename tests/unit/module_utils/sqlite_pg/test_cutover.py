@@ -123,6 +123,23 @@ def test_no_way_to_stop_the_app_is_refused_and_nothing_changes(live):
     wait_for_writes(live["dir"], len(logged(live["dir"])) + 5)   # never stopped
 
 
+def test_a_provisioned_server_without_backups_is_refused_and_nothing_changes(live):
+    """Cutover onto a server roles/postgresql provisioned with postgresql_backup: false is refused
+    before the app is touched; the operator's word that the provider backs it up lets it move."""
+    no_policy = dict(server="db1", provisioned=True, backup=False, state={"configured": False, "backups": 0})
+    params = dict(live["params"], backup_policy=no_policy)
+    env = (live["dir"] / ".env").read_text()
+    for call in (cutover.plan, cutover.apply):
+        with pytest.raises(cutover.backup_policy.NoBackupPolicy, match="postgresql_backup: false.*by_provider"):
+            call(params, live["work"])
+    assert (live["dir"] / ".env").read_text() == env
+    assert not os.path.exists(os.path.join(live["work"], "cutover.json"))   # no window opened
+    wait_for_writes(live["dir"], len(logged(live["dir"])) + 5)   # never stopped
+    params["backup_policy"] = dict(no_policy, by_provider=True)
+    moved = cutover.apply(params, live["work"])
+    assert moved["decision"] == "moved" and any("provider backs it up" in w for w in moved["warnings"])
+
+
 def test_check_mode_plans_the_window_and_touches_nothing(live):
     env = (live["dir"] / ".env").read_text()
     planned = cutover.plan(live["params"], live["work"])
