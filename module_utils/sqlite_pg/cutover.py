@@ -141,7 +141,6 @@ class _Window:
         self.journal = {}
         self.warnings = []
         self.seconds = {}   # phase -> seconds it took: where the write downtime goes
-        self.proof_seconds = None   # the proof rolled forward before the stop (not downtime)
         self.since = None
 
     def note(self, phase, **fields):
@@ -266,22 +265,25 @@ def apply(params, work_dir, record=None, timeout=300, lock_wait=600):
         # from there (its write downtime counted from that stop).
         resumed = left.get("stopped_at") if left.get("phase") in ("final_pass", "pg_capture") and left.get("stopped") \
             else None
+        proof_seconds = None
         if resumed is None and params.get("capture") and not app.already_stopped:
-            window.proof_seconds = roll_proof_forward(params)
-        return _window(window, previous, record or {}, timeout, resumed)
+            proof_seconds = roll_proof_forward(params, work_dir)
+        return dict(_window(window, previous, record or {}, timeout, resumed), proof_before_stop_seconds=proof_seconds)
     finally:
         lock.close()
 
 
-def roll_proof_forward(params):
+def roll_proof_forward(params, work_dir):
     """Before the stop, while the app writes: catch up and prove each table at the log's
     position now, by its difference since its last proof (``verify.prove``; a table without
     a proof is left to the freeze's full verification, as before). The final pass
     inside the freeze is then left with the writes of the last seconds, however long ago the
     load's proof was (the constraints phase alone takes minutes on a large file). Returns the
-    seconds it took; the freeze does not wait for it."""
+    seconds it took; the freeze does not wait for it. A rollback-journal file's page copy goes
+    to ``work_dir``, as the load's does."""
     started = time.monotonic()
-    run.copy(params, on_error=params.get("on_error") or "error", passes=2, max_lag=1000, prove="forward")
+    run.copy(params, on_error=params.get("on_error") or "error", passes=2, max_lag=1000, prove="forward",
+             snapshot_dir=work_dir)
     return round(time.monotonic() - started, 3)
 
 
@@ -347,5 +349,4 @@ def _window(window, previous, record, timeout, resumed_stop):
     write_json(os.path.join(window.work_dir, STATE), state)
     window.note("done", downtime=downtime)
     return dict(changed=True, decision="moved", write_downtime_seconds=downtime, final_pass_seconds=final_pass_seconds,
-                proof_before_stop_seconds=window.proof_seconds,
                 seconds=window.seconds, path=path, final_copy=copied, final_verify=verified, state=state, warnings=window.warnings)

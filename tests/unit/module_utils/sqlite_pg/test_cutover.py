@@ -86,6 +86,7 @@ def test_the_window_moves_the_app_and_records_it(live):
     moved = cutover.apply(live["params"], live["work"], record={"backup": "/b/bot.db"})
     assert moved["decision"] == "moved" and moved["changed"]
     assert moved["path"] == "final pass" and 0 < moved["write_downtime_seconds"] < moved["final_pass_seconds"] + 5
+    assert moved["proof_before_stop_seconds"] > 0   # the proof rolled forward while the app still wrote
     env = (live["dir"] / ".env").read_text().splitlines()
     assert env == ["OTHER=kept", f"DATABASE_URL={live['params']['database_url']}"]   # in place, the rest kept
     assert oct(os.stat(live["dir"] / ".env").st_mode & 0o777) == "0o600"
@@ -194,8 +195,8 @@ def test_a_row_the_target_lost_after_the_proof_is_found_inside_the_window(live, 
     full inside the window, and the row comes back."""
     proven_then_lost = cutover.roll_proof_forward
 
-    def roll_then_lose(params):
-        seconds = proven_then_lost(params)
+    def roll_then_lose(params, work_dir):
+        seconds = proven_then_lost(params, work_dir)
         conn = psycopg2.connect(host=params["login_unix_socket"], port=params["port"], user=params["login_user"],
                                 dbname=params["db"])
         with conn, conn.cursor() as cur:
