@@ -45,6 +45,7 @@ import run as bench  # noqa: E402
 from sqlite_pg import cutover  # noqa: E402
 from sqlite_pg import run as engine  # noqa: E402
 from sqlite_pg.errors import VerifyError  # noqa: E402
+from tests.app.control import stop_command  # noqa: E402
 
 
 def app_changes(path, changes, seed=7):
@@ -170,8 +171,7 @@ def live_cutover(cluster, source, work):
         time.sleep(3)
         params.update(env_file=env_file, work_dir=os.path.join(app_dir, ".sqlite_pg"), capture=True,
                       database_url=f"postgresql+psycopg2://postgres@/{db}?host={cluster.sockdir}&port={cluster.port}",
-                      app_stop_command=f"kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
-                                       "do sleep 0.01; done",
+                      app_stop_command=stop_command(pidfile, poll=0.01),   # its exit, not init's reaping
                       app_start_command=start, moved_check_seconds=2)
         if os.environ.get("BENCH_PROFILE"):   # where the window's time goes, by function
             import cProfile

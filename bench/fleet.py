@@ -66,6 +66,8 @@ sys.path.insert(0, HERE)
 
 import run as bench  # noqa: E402  (puts ROOT, module_utils and scripts on sys.path)
 
+from tests.app.control import alive_command, stop_command  # noqa: E402
+
 ROOT = bench.ROOT
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PYTHON = os.path.join(VENV_BIN, "python") if os.path.exists(os.path.join(VENV_BIN, "python")) else sys.executable
@@ -195,15 +197,13 @@ def template_db(users):
 
 
 def writer_commands(app_dir):
-    """Shell commands that start, stop and check one host's writer, through its pid file. The
-    stop command waits until the process has exited: gone, or a zombie (an init that reaps
-    late - on this machine about every 2 s - would otherwise count as downtime)."""
+    """Shell commands that start, stop and check one host's writer, through its pid file
+    (``tests/app/control.py``: an init that reaps late, on this machine about every 2 s,
+    would otherwise count as downtime)."""
     pidfile = os.path.join(app_dir, "app.pid")
     return dict(
         start=f"nohup {PYTHON} {WRITER} {app_dir} >> {app_dir}/app.out 2>&1 & echo $! > {pidfile}",
-        stop=f'p=$(cat {pidfile}); kill $p; while [ -e /proc/$p ] && ! grep -q ") Z " /proc/$p/stat 2>/dev/null;'
-             " do sleep 0.05; done",
-        health=f"kill -0 $(cat {pidfile})"), pidfile
+        stop=stop_command(pidfile), health=alive_command(pidfile)), pidfile
 
 
 def make_hosts(work, n, template, journal_mode):

@@ -226,7 +226,9 @@ class _TablePlan:
         """Rowid ranges (lo, hi] of about _RANGE_ROWS rows each, if rowids are dense."""
         if self.key is None or rows <= _RANGE_ROWS:
             return [(None, None)]
-        low, high = conn.execute(f"SELECT min({self.key}), max({self.key}) FROM {self.q}").fetchone()
+        # Two subqueries: each is one seek, where min() and max() in one SELECT scan the table.
+        low, high = conn.execute(f"SELECT (SELECT min({self.key}) FROM {self.q}), "
+                                 f"(SELECT max({self.key}) FROM {self.q})").fetchone()
         n = min(rows // _RANGE_ROWS, 256)
         edges = [low - 1 + (high - low + 1) * i // n for i in range(n + 1)]
         edges[0], edges[-1] = None, None

@@ -209,9 +209,9 @@ def ranges(sqlite_conn, the_plan, source_rows, rows=None):
     """Key ranges [(lo, hi)] (inclusive; None: unbounded) of about ``rows`` rows each, the
     first and the last open so that together they cover every key (``rows``: CHUNK_ROWS)."""
     rows = rows or CHUNK_ROWS
-    lo, hi = sqlite_conn.execute(
-        f"SELECT min({quote_ident(the_plan.source_key)}), max({quote_ident(the_plan.source_key)}) "
-        f"FROM {quote_ident(the_plan.target.source.name)}").fetchone()
+    key, table = quote_ident(the_plan.source_key), quote_ident(the_plan.target.source.name)
+    # Two subqueries: each is one seek, where min() and max() in one SELECT scan the table.
+    lo, hi = sqlite_conn.execute(f"SELECT (SELECT min({key}) FROM {table}), (SELECT max({key}) FROM {table})").fetchone()
     if (lo is not None and not isinstance(lo, int)) or (hi is not None and not isinstance(hi, int)):
         return []   # keys that are not integers: no ranges (the caller takes the full path)
     if lo is None or source_rows <= rows:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from scripts.make_demo_db import build
+from tests.app.control import alive_command, stop_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PASSWORD = "fleet-secret/with:odd@chars"
@@ -52,10 +53,9 @@ def fleet(tmp_path, pg_cluster):
         pid = app_dir / "app.pid"
         hosts[name] = {
             "migration_source": str(app_dir / "bot.db"),
-            "migration_app_stop_command": f"sh -c 'kill $(cat {pid}) && while kill -0 $(cat {pid}) 2>/dev/null; "
-                                          "do sleep 0.1; done'",
+            "migration_app_stop_command": f"sh -c '{stop_command(pid, poll=0.1)}'",
             "migration_app_start_command": f"sh -c '{_start_command(app_dir)}'",
-            "migration_health_command": f"sh -c 'sleep 0.5; kill -0 $(cat {pid})'",
+            "migration_health_command": f"sh -c 'sleep 0.5; {alive_command(pid)}'",
         }
         subprocess.run(["sh", "-c", _start_command(app_dir)], check=True)
     settings = {

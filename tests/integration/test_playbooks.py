@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from scripts.make_demo_db import build
+from tests.app.control import alive_command, stop_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PASSWORD = "app-secret/with:odd@chars"
@@ -73,10 +74,9 @@ def make_app(tmp_path, pg_cluster, tls=False, app_role=False):
         "migration_ssl_mode": "verify-full" if tls else "disable",
         "migration_ca_cert": os.path.join(pg_cluster.root, "ca.pem") if tls else "",
         "migration_report_dir": str(tmp_path / "reports"),
-        "migration_app_stop_command": f"sh -c 'kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
-                                      f"do sleep 0.1; done'",
+        "migration_app_stop_command": f"sh -c '{stop_command(pidfile, poll=0.1)}'",
         "migration_app_start_command": f"sh -c '{start}'",
-        "migration_health_command": f"sh -c 'sleep 0.5; kill -0 $(cat {pidfile})'",
+        "migration_health_command": f"sh -c 'sleep 0.5; {alive_command(pidfile)}'",
     }}}
     if app_role:
         inventory["all"]["vars"].update(migration_app_db_user=APP_ROLE, migration_app_db_password=APP_PASSWORD)

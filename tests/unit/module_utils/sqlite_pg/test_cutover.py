@@ -14,6 +14,7 @@ import pytest
 
 from scripts.make_demo_db import build
 from sqlite_pg import cutover, run
+from tests.app.control import alive_command, stop_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -57,9 +58,8 @@ def live(tmp_path, pg_db):
     url = (f"postgresql+psycopg2://{pg_db['login_user']}@/{pg_db['db']}?host={pg_db['login_unix_socket']}"
            f"&port={pg_db['port']}")
     params.update(env_file=str(app_dir / ".env"), database_url=url, capture=True, moved_check_seconds=1,
-                  app_stop_command=f"kill $(cat {pidfile}) && while kill -0 $(cat {pidfile}) 2>/dev/null; "
-                                   "do sleep 0.05; done",
-                  app_start_command=start, health_command=f"sleep 0.2; kill -0 $(cat {pidfile})",
+                  app_stop_command=stop_command(pidfile),
+                  app_start_command=start, health_command=f"sleep 0.2; {alive_command(pidfile)}",
                   health_retries=2, health_delay=0.3)
     yield dict(params=params, dir=app_dir, work=str(app_dir / ".sqlite_pg"), start=start)
     subprocess.run(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null"], check=False)
