@@ -27,7 +27,7 @@ import re
 import uuid
 from dataclasses import dataclass, replace
 
-from .convert import INTERVAL_UNITS
+from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS
 from .introspect import quote_ident
 
 SAMPLE_ROWS = 10_000
@@ -43,7 +43,9 @@ BOOLEAN_PAIRS = (("true", "false"), ("t", "f"), ("yes", "no"), ("y", "n"), ("on"
 @dataclass(frozen=True)
 class Spelling:
     """How a column writes its values. Date/times: ``shape`` ('date': date only, while the
-    time is midnight; 'datetime': always with a time; '': as the value's type says),
+    time is midnight; 'datetime': always with a time; 'epoch_s', 'epoch_ms', 'epoch_s_real':
+    Unix time as an integer of seconds or milliseconds, or a real of seconds; '': as the
+    value's type says),
     ``separator`` (' ' or 'T'), ``fraction`` ('always', or 'nonzero': whole seconds without
     one), ``digits`` (fraction digits, when the value has no more), ``offset`` (suffix for
     UTC: '', 'Z', '+00:00', '+0000', '+00'). Booleans: ``true``/``false``. Uuids: ``uuid``
@@ -107,6 +109,12 @@ def census_sql(kind):
                  ("max_digits", f"max(CASE WHEN {frac} THEN length({digits}) END)"),
                  ("offset_", _count(f"{full} AND {rest} = ''"))]
         parts += [(f"offset_{form}", _count(f"{full} AND {rest} GLOB '{glob}'")) for form, glob in OFFSET_FORMS]
+        # Numbers the copy reads as Unix time (convert.EPOCH_*): seconds or milliseconds.
+        seconds = f"abs(v) >= {EPOCH_S_MIN} AND abs(v) < {EPOCH_MS_THRESHOLD}"
+        parts += [("epoch_s", _count(f"typeof(v) = 'integer' AND {seconds}")),
+                  ("epoch_s_real", _count(f"typeof(v) = 'real' AND {seconds}")),
+                  ("epoch_ms", _count(f"typeof(v) = 'integer' AND abs(v) >= {EPOCH_MS_THRESHOLD} "
+                                      f"AND abs(v) < {EPOCH_MS_THRESHOLD * 1000}"))]
     elif kind == "boolean":
         words = ", ".join(f"'{w}'" for pair in BOOLEAN_PAIRS for w in pair)
         trues = ", ".join(f"'{t}'" for t, _f in BOOLEAN_PAIRS)
@@ -164,7 +172,10 @@ def decide(kind, counts):
 def _decide_moment(c):
     text, full = c["text"], c["full"]
     if not text:
-        return DEFAULT                       # numbers (epoch, Julian days): written as text, as before
+        # Numbers: Unix time in the column's one unit (an integer of seconds or milliseconds,
+        # or a real of seconds); a mix, Julian days or others: written as text, as before.
+        epoch = next((form for form in ("epoch_s", "epoch_ms", "epoch_s_real") if c.get(form) == c["values"]), "")
+        return Spelling(shape=epoch) if epoch else DEFAULT
     shape = "date" if c["dates"] == text else "datetime" if full == text else ""
     if not full:
         return Spelling(shape=shape)
@@ -257,7 +268,7 @@ def to_sqlite(value, declared="", unit="microseconds", spelling=DEFAULT):
             value = value.astimezone(datetime.UTC).replace(tzinfo=None)
         return spell_moment(value, spelling)
     if isinstance(value, datetime.date):
-        if spelling.shape == "datetime":
+        if spelling.shape == "datetime" or spelling.shape.startswith("epoch"):
             return spell_moment(datetime.datetime.combine(value, datetime.time()), spelling)
         return value.isoformat()
     if isinstance(value, datetime.time):
@@ -279,6 +290,11 @@ def to_sqlite(value, declared="", unit="microseconds", spelling=DEFAULT):
 
 def spell_moment(moment, spelling=DEFAULT):
     """A naive (UTC) datetime as ``spelling`` writes it. Years below 1000 keep four digits."""
+    if spelling.shape.startswith("epoch"):
+        number = _epoch_number(moment, spelling.shape)
+        if number is not None:
+            return number
+        spelling = DEFAULT   # outside the numbers the copy reads as Unix time: ISO text, which it reads
     if spelling.shape == "date" and moment.time() == datetime.time():
         return moment.date().isoformat()
     text = moment.isoformat(sep=spelling.separator, timespec="seconds")
@@ -303,6 +319,21 @@ def spell_time(clock, spelling=DEFAULT):
     if spelling.offset == "+00" and not minutes:
         return f"{text}{sign}{hours:02d}"
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+def _epoch_number(moment, shape):
+    """Unix time of a naive (UTC) datetime in the column's unit: an integer where it holds the
+    value exactly, else a real (a fraction a whole-seconds column cannot hold is kept, not
+    cut; the copy reads either back as the same moment). None outside the magnitudes the copy
+    reads as that unit (``convert.EPOCH_*``: before 1973 or past the year 5138)."""
+    micros = (moment - _EPOCH) // datetime.timedelta(microseconds=1)
+    unit, low = (1000, EPOCH_MS_THRESHOLD) if shape == "epoch_ms" else (1_000_000, EPOCH_S_MIN)
+    if not low <= abs(micros) / unit < low * 1000:
+        return None
+    whole, part = divmod(micros, unit)
+    if shape == "epoch_s_real" or part:
+        return micros / unit
+    return whole
 
 
 def _fraction(micros, spelling):

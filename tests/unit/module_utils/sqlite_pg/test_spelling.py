@@ -65,7 +65,17 @@ MOMENTS = [
     pytest.param(["2024-01-01 10:00:00Z", "2024-01-01 10:00:00+00:00"], D, "2025-01-02 03:04:05",
                  id="mixed offsets: none"),
     pytest.param([], D, "2025-01-02 03:04:05.000000", id="empty: the default"),
-    pytest.param([1700000000, 1700000001], D, "2025-01-02 03:04:05.000000", id="epoch numbers: the default text"),
+    pytest.param([1700000000, 1700000001], D, 1735787045, id="unix seconds: an integer"),
+    pytest.param([1700000000, 1700000001], D_FRACTION, 1735787045.25,
+                 id="unix seconds: a fraction is kept, as a real"),
+    pytest.param([1700000000000, 1700000000250], D_FRACTION, 1735787045250, id="unix milliseconds: an integer"),
+    pytest.param([1700000000.5, 1700000001.25], D, 1735787045.0, id="unix seconds as reals: a real"),
+    pytest.param([1700000000], datetime.datetime(1971, 1, 1), "1971-01-01 00:00:00.000000",
+                 id="unix seconds: a moment the copy would not read as one goes back as text"),
+    pytest.param([1700000000, 1700000000000], D, "2025-01-02 03:04:05.000000", id="mixed units: the default text"),
+    pytest.param([1700000000, "2024-01-01 10:00:00"], D, "2025-01-02 03:04:05",
+                 id="numbers and text: the text's spelling"),
+    pytest.param([2460000.5, 2460001.5], D, "2025-01-02 03:04:05.000000", id="julian days: the default text"),
     pytest.param(["0001-01-01T00:00:00"], datetime.datetime(1, 1, 1), "0001-01-01T00:00:00",
                  id="years before 1000 keep four digits"),
 ]
@@ -81,6 +91,7 @@ def test_timestamps_go_back_in_the_columns_spelling(values, value, expected):
     (["2024-01-01"], "date", datetime.date(2025, 1, 2), "2025-01-02"),
     (["2024-01-01 00:00:00"], "date", datetime.date(2025, 1, 2), "2025-01-02 00:00:00"),
     (["2024-01-01T00:00:00.000Z"], "date", datetime.date(2025, 1, 2), "2025-01-02T00:00:00.000Z"),
+    ([1704067200], "date", datetime.date(2025, 1, 2), 1735776000),
     (["23:59:59.999999", "00:00:00"], "time without time zone", datetime.time(5, 6, 7), "05:06:07"),
     (["00:00:00.000000"], "time without time zone", datetime.time(5, 6, 7), "05:06:07.000000"),
     (["10:00:00.123"], "time without time zone", datetime.time(5, 6, 7, 500000), "05:06:07.500"),
@@ -225,6 +236,34 @@ def test_a_hand_written_apps_spellings_come_back_and_verify(pg_db, sqlite_path, 
     assert all(t["ok"] for t in report["tables"].values()), report
     if not captured:   # (the playbook removes PostgreSQL's capture after a rollback; its log replays again)
         assert not run.copy_back(params)["changed"]
+
+
+EPOCH_APP = "CREATE TABLE pings (id INTEGER PRIMARY KEY, seen DATETIME, seen_ms TIMESTAMP, seen_real DATETIME);"
+EPOCH_ROWS = [(1, 1704103200, 1704103200000, 1704103200.5), (2, 1704189600, 1704189600120, 1704189600.25)]
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["rewritten whole", "replayed row by row"])
+def test_unix_time_columns_get_numbers_back_and_verify(pg_db, sqlite_path, captured):
+    """A hand-written app that stores Unix time reads numbers after a rollback, not ISO text."""
+    make_sqlite(sqlite_path, EPOCH_APP, {"pings": EPOCH_ROWS})
+    params = dict(pg_db, source=sqlite_path)
+    migrate(params)
+    if captured:
+        run.capture(params, side="postgresql")
+    fetch(params, "INSERT INTO pings (seen, seen_ms, seen_real) VALUES ('2025-01-02 03:04:05+00', "
+                  "'2025-01-02 03:04:05.25+00', '2025-01-02 03:04:05+00'), ('2025-01-02 03:04:05.5+00', "
+                  "'2025-01-02 03:04:05+00', NULL) RETURNING id")
+    run.copy_back(params)
+    conn = sqlite3.connect(sqlite_path)
+    rows = conn.execute("SELECT *, typeof(seen), typeof(seen_ms), typeof(seen_real) FROM pings ORDER BY id").fetchall()
+    conn.close()
+    assert [r[:4] for r in rows] == EPOCH_ROWS + [(3, 1735787045, 1735787045250, 1735787045.0),
+                                                  (4, 1735787045.5, 1735787045000, None)]
+    # (a whole real in a DATETIME column is stored as an integer: SQLite's NUMERIC affinity)
+    assert [r[4:] for r in rows] == [("integer", "integer", "real")] * 2 + [("integer", "integer", "integer"),
+                                                                            ("real", "integer", "null")]
+    report = run.verify_all(params)
+    assert all(t["ok"] for t in report["tables"].values()), report
 
 
 def test_sqlalchemy_finds_its_rows_after_a_rollback(pg_db, sqlite_path):
