@@ -110,11 +110,14 @@ def census_sql(kind):
                  ("offset_", _count(f"{full} AND {rest} = ''"))]
         parts += [(f"offset_{form}", _count(f"{full} AND {rest} GLOB '{glob}'")) for form, glob in OFFSET_FORMS]
         # Numbers the copy reads as Unix time (convert.EPOCH_*): seconds or milliseconds.
-        seconds = f"abs(v) >= {EPOCH_S_MIN} AND abs(v) < {EPOCH_MS_THRESHOLD}"
+        # (Comparisons, not abs(): abs() of the least 64-bit integer is an error in SQLite.)
+        def between(low, high):
+            return f"(v >= {low} AND v < {high} OR v <= -{low} AND v > -{high})"
+        seconds = between(EPOCH_S_MIN, EPOCH_MS_THRESHOLD)
         parts += [("epoch_s", _count(f"typeof(v) = 'integer' AND {seconds}")),
                   ("epoch_s_real", _count(f"typeof(v) = 'real' AND {seconds}")),
-                  ("epoch_ms", _count(f"typeof(v) = 'integer' AND abs(v) >= {EPOCH_MS_THRESHOLD} "
-                                      f"AND abs(v) < {EPOCH_MS_THRESHOLD * 1000}"))]
+                  ("epoch_ms", _count(f"typeof(v) = 'integer' AND "
+                                      f"{between(EPOCH_MS_THRESHOLD, EPOCH_MS_THRESHOLD * 1000)}"))]
     elif kind == "boolean":
         words = ", ".join(f"'{w}'" for pair in BOOLEAN_PAIRS for w in pair)
         trues = ", ".join(f"'{t}'" for t, _f in BOOLEAN_PAIRS)
@@ -259,6 +262,9 @@ def to_sqlite(value, declared="", unit="microseconds", spelling=DEFAULT):
         return value
     if isinstance(value, datetime.timedelta):
         if "DATE" in declared.upper() or "TIME" in declared.upper():
+            if spelling.shape.startswith("epoch"):
+                # Numbers in an interval's column are counts of ``unit`` to the copy, not Unix time.
+                spelling = replace(spelling, shape="")
             return spell_moment(_EPOCH + value, spelling)
         micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
         whole, part = divmod(micros, INTERVAL_UNITS[unit])
@@ -331,9 +337,13 @@ def _epoch_number(moment, shape):
     if not low <= abs(micros) / unit < low * 1000:
         return None
     whole, part = divmod(micros, unit)
-    if shape == "epoch_s_real" or part:
-        return micros / unit
-    return whole
+    if shape != "epoch_s_real" and not part:
+        return whole
+    number = micros / unit
+    # A double holds every microsecond only up to about 2^53 of them (the year 2255): past
+    # it the copy would read the next one, so such a moment goes back as text.
+    back = (decimal.Decimal(repr(number)) * unit).to_integral_value(decimal.ROUND_HALF_EVEN)
+    return number if back == micros else None
 
 
 def _fraction(micros, spelling):

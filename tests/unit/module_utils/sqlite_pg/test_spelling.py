@@ -73,6 +73,12 @@ MOMENTS = [
     pytest.param([1700000000], datetime.datetime(1971, 1, 1), "1971-01-01 00:00:00.000000",
                  id="unix seconds: a moment the copy would not read as one goes back as text"),
     pytest.param([1700000000, 1700000000000], D, "2025-01-02 03:04:05.000000", id="mixed units: the default text"),
+    pytest.param([1700000000], datetime.datetime(2250, 1, 20, 16, 50, 48, 826131), "2250-01-20 16:50:48.826131",
+                 id="unix seconds: a fraction no double holds exactly goes back as text"),
+    pytest.param([1700000000], datetime.datetime(2250, 1, 20, 16, 50, 48), 8837657448,
+                 id="unix seconds: a whole second far ahead is still an integer"),
+    pytest.param([-9223372036854775808, 1700000000], D, "2025-01-02 03:04:05.000000",
+                 id="the least 64-bit integer among them: the default text"),
     pytest.param([1700000000, "2024-01-01 10:00:00"], D, "2025-01-02 03:04:05",
                  id="numbers and text: the text's spelling"),
     pytest.param([2460000.5, 2460001.5], D, "2025-01-02 03:04:05.000000", id="julian days: the default text"),
@@ -102,6 +108,8 @@ def test_timestamps_go_back_in_the_columns_spelling(values, value, expected):
     # SQLAlchemy's Interval: the epoch plus the duration, in the column's spelling too.
     (["1970-01-01T01:30:00"], "interval", datetime.timedelta(minutes=2), "1970-01-01T00:02:00"),
     (["1970-01-01 01:30:00.000000"], "interval", datetime.timedelta(minutes=2), "1970-01-01 00:02:00.000000"),
+    # An interval's column of numbers holds counts of a unit to the copy, never Unix time.
+    ([100000000, 200000000], "interval", datetime.timedelta(days=1200), "1973-04-15 00:00:00.000000"),
 ])
 def test_dates_times_and_intervals_go_back_in_the_columns_spelling(values, pg_type, value, expected):
     assert spelled(values, pg_type, value, "TIME" if pg_type.startswith("time") else "DATETIME") == expected
