@@ -12,6 +12,7 @@ import time
 import pytest
 
 from sqlite_pg import run
+from sqlite_pg.connection import connect_pg
 from sqlite_pg.errors import DataError
 from tests.conftest import fetch, make_sqlite, migrate
 
@@ -205,6 +206,7 @@ import sys
 sys.path[:0] = ["module_utils", "."]
 import json
 from sqlite_pg import run
+from sqlite_pg.connection import connect_pg
 run.copy(json.loads(sys.argv[1]))
 """
 
@@ -220,15 +222,20 @@ def test_copy_killed_half_way_resumes_without_duplicates_or_gaps(pg_db, tmp_path
     params = dict(pg_db, source=path)
     run.schema(params)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    watch = connect_pg(params)
+    watch.autocommit = True
     proc = subprocess.Popen([sys.executable, "-c", _KILLER, json.dumps(params)], cwd=root)
+    # Killed inside the second table's COPY, once PostgreSQL has taken some of its rows (the
+    # first table's ledger row committed): a fixed sleep here raced the copy on a quiet machine.
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done = fetch(params, "SELECT to_regclass('_migration_ledger') IS NOT NULL")[0][0] and fetch(
-            params, "SELECT count(*) FROM _migration_ledger WHERE table_name = 'first'")[0][0]
-        if done:
-            break
-        time.sleep(0.02)
-    time.sleep(0.3)   # well into the second table's COPY
+    with watch.cursor() as cur:
+        while time.monotonic() < deadline and proc.poll() is None:
+            cur.execute("SELECT tuples_processed FROM pg_stat_progress_copy WHERE relid = to_regclass('second')")
+            row = cur.fetchone()
+            if row and 0 < row[0] < 300_000:
+                break
+            time.sleep(0.002)
+    watch.close()
     assert proc.poll() is None, "the copy finished before it could be interrupted: make the table bigger"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
