@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 want_podman=${BOOTSTRAP_PODMAN:-1}
 
-apt_packages=(postgresql postgresql-client sqlite3 python3-venv acl)
+apt_packages=(postgresql postgresql-client sqlite3 python3-venv acl procps)   # procps: ps, for the test app's stop command
 [ "$want_podman" = 1 ] && apt_packages+=(podman runc debootstrap)
 
 missing=()

@@ -869,9 +869,10 @@ def _lone_surrogate(raw):
 _EPOCH0 = datetime.datetime(1970, 1, 1)
 
 
-def _epoch(number, kind):
+def epoch_text(number, kind):
     """A number in a date/time column (Unix seconds or milliseconds, or a Julian day number,
-    told apart by magnitude) in the target's text form; None when it is none of them."""
+    told apart by magnitude) in the target's text form; None when it is none of them. The
+    copy's reading (``s2p_epoch``); a rollback checks its numbers against it (spelling.py)."""
     try:
         value = decimal.Decimal(repr(number) if isinstance(number, float) else number)
         if not value.is_finite():
@@ -966,7 +967,7 @@ def register_functions(conn):
         lambda raw, scale, digits: _to_decimal(raw, scale, digits, encoding)), deterministic=True)
     conn.create_function("s2p_number", 1, _never_raises(lambda raw: _is_number(raw, encoding)), deterministic=True)
     conn.create_function("s2p_blob_text", 2, _never_raises(_blob_text), deterministic=True)
-    conn.create_function("s2p_epoch", 2, _never_raises(_epoch), deterministic=True)
+    conn.create_function("s2p_epoch", 2, _never_raises(epoch_text), deterministic=True)
     conn.create_function("s2p_utf8", 1, _valid_utf8, deterministic=True)
     conn.create_function("s2p_signbit", 1, _signbit, deterministic=True)
     conn.create_function("s2p_interval", 2, _never_raises(_interval), deterministic=True)

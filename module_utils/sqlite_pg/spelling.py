@@ -27,7 +27,7 @@ import re
 import uuid
 from dataclasses import dataclass, replace
 
-from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS
+from .convert import EPOCH_MS_THRESHOLD, EPOCH_S_MIN, INTERVAL_UNITS, epoch_text
 from .introspect import quote_ident
 
 SAMPLE_ROWS = 10_000
@@ -90,6 +90,11 @@ def _count(cond):
     return f"coalesce(sum({cond}), 0)"
 
 
+def _magnitude(low, high):
+    """``low <= abs(v) < high`` without abs(), which fails on the least 64-bit integer."""
+    return f"(v >= {low} AND v < {high} OR v <= -{low} AND v > -{high})"
+
+
 def census_sql(kind):
     """The select list (over a column ``v``) whose row ``decide`` reads, as (names, SQL)."""
     text = "typeof(v) = 'text'"
@@ -110,14 +115,11 @@ def census_sql(kind):
                  ("offset_", _count(f"{full} AND {rest} = ''"))]
         parts += [(f"offset_{form}", _count(f"{full} AND {rest} GLOB '{glob}'")) for form, glob in OFFSET_FORMS]
         # Numbers the copy reads as Unix time (convert.EPOCH_*): seconds or milliseconds.
-        # (Comparisons, not abs(): abs() of the least 64-bit integer is an error in SQLite.)
-        def between(low, high):
-            return f"(v >= {low} AND v < {high} OR v <= -{low} AND v > -{high})"
-        seconds = between(EPOCH_S_MIN, EPOCH_MS_THRESHOLD)
+        seconds = _magnitude(EPOCH_S_MIN, EPOCH_MS_THRESHOLD)
         parts += [("epoch_s", _count(f"typeof(v) = 'integer' AND {seconds}")),
                   ("epoch_s_real", _count(f"typeof(v) = 'real' AND {seconds}")),
                   ("epoch_ms", _count(f"typeof(v) = 'integer' AND "
-                                      f"{between(EPOCH_MS_THRESHOLD, EPOCH_MS_THRESHOLD * 1000)}"))]
+                                      f"{_magnitude(EPOCH_MS_THRESHOLD, EPOCH_MS_THRESHOLD * 1000)}"))]
     elif kind == "boolean":
         words = ", ".join(f"'{w}'" for pair in BOOLEAN_PAIRS for w in pair)
         trues = ", ".join(f"'{t}'" for t, _f in BOOLEAN_PAIRS)
@@ -330,20 +332,14 @@ def spell_time(clock, spelling=DEFAULT):
 def _epoch_number(moment, shape):
     """Unix time of a naive (UTC) datetime in the column's unit: an integer where it holds the
     value exactly, else a real (a fraction a whole-seconds column cannot hold is kept, not
-    cut; the copy reads either back as the same moment). None outside the magnitudes the copy
-    reads as that unit (``convert.EPOCH_*``: before 1973 or past the year 5138)."""
+    cut). None when the copy would not read that number back as exactly ``moment``
+    (``convert.epoch_text``): before 1973, past the year 5138, or a fraction no double holds
+    to the microsecond (past about 2255)."""
     micros = (moment - _EPOCH) // datetime.timedelta(microseconds=1)
-    unit, low = (1000, EPOCH_MS_THRESHOLD) if shape == "epoch_ms" else (1_000_000, EPOCH_S_MIN)
-    if not low <= abs(micros) / unit < low * 1000:
-        return None
+    unit = 1000 if shape == "epoch_ms" else 1_000_000
     whole, part = divmod(micros, unit)
-    if shape != "epoch_s_real" and not part:
-        return whole
-    number = micros / unit
-    # A double holds every microsecond only up to about 2^53 of them (the year 2255): past
-    # it the copy would read the next one, so such a moment goes back as text.
-    back = (decimal.Decimal(repr(number)) * unit).to_integral_value(decimal.ROUND_HALF_EVEN)
-    return number if back == micros else None
+    number = whole if shape != "epoch_s_real" and not part else micros / unit
+    return number if epoch_text(number, "timestamp") == moment.isoformat(sep=" ", timespec="microseconds") else None
 
 
 def _fraction(micros, spelling):
